@@ -1,0 +1,27 @@
+# jaflow: train-then-evaluate experiments on Japanese LLMs.
+# Wiring only: every rule's logic lives in the jaflow package (src/jaflow).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/tiny.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/merge.smk"
+include: "workflow/rules/jglue.smk"
+include: "workflow/rules/mtbench.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

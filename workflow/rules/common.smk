@@ -1,0 +1,146 @@
+# Config validation, the model graph, and the input functions every stage uses.
+import re
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from jaflow.config import prepare_config
+from jaflow.graph import MergedModel, ModelGraph, TrainedModel
+from jaflow.workflow import Targets
+
+# jaflow's own check first: its errors name the key path (models.x.train.lora_r: ...).
+prepare_config(config, workflow.source_path("../../config/schema.yaml"))
+validate(config, workflow.source_path("../../config/schema.yaml"))
+
+GRAPH = ModelGraph.from_config(config)
+TARGETS = Targets(config, GRAPH)
+
+
+def names_regex(names):
+    return "|".join(sorted(map(re.escape, names))) or "__none__"
+
+
+wildcard_constraints:
+    dataset=names_regex(config["datasets"]),
+    model=r"[^/]+",
+    trained=names_regex(GRAPH.names(TrainedModel)),
+    merged=names_regex(GRAPH.names(MergedModel)),
+    suite=r"[^/]+",
+    judge=r"[^/]+",
+    report=names_regex(config["reports"]),
+
+
+def all_targets():
+    return TARGETS.all()
+
+
+def model_inputs(wildcards, name=None):
+    """Files a job on model `name` (default: the {model}/{trained}/{merged} wildcard) waits for."""
+    name = name or getattr(wildcards, "model", None) or getattr(wildcards, "trained", None) or wildcards.merged
+    return GRAPH.model_inputs(name)
+
+
+def hf_args(wildcards):
+    name = getattr(wildcards, "model", None) or getattr(wildcards, "trained", None) or wildcards.merged
+    return GRAPH.hf_args(name)
+
+
+def train_inputs(wildcards):
+    node = GRAPH[wildcards.trained]
+    return {
+        "model": GRAPH.model_inputs(node.parent),
+        "train": f"results/datasets/{node.dataset}/train.jsonl",
+        "validation": f"results/datasets/{node.dataset}/validation.jsonl",
+    }
+
+
+def parent_hf_args(wildcards):
+    return GRAPH.hf_args(GRAPH[wildcards.trained].parent)
+
+
+def merge_inputs(wildcards):
+    node = GRAPH[wildcards.merged]
+    return sorted({p for m in node.deps for p in GRAPH.model_inputs(m)})
+
+
+def merge_spec(wildcards):
+    node = GRAPH[wildcards.merged]
+    return {
+        "base": GRAPH.hf_args(node.base),
+        "experts": [dict(e, **{"hf": GRAPH.hf_args(e["model"])}) for e in node.experts],
+        "gate_mode": node.gate_mode,
+        "experts_per_token": node.experts_per_token,
+        "dtype": node.dtype,
+    }
+
+
+def dataset_spec(wildcards):
+    return config["datasets"][wildcards.dataset]
+
+
+def dataset_source_files(wildcards):
+    """Local source files of a mix (hub sources are read by the job itself)."""
+    return [s["path"] for s in dataset_spec(wildcards)["sources"] if "path" in s]
+
+
+def train_node(wildcards):
+    node = GRAPH[wildcards.trained]
+    return {"name": node.name, "method": node.method, "dataset": node.dataset, "train": node.train, "select": node.select}
+
+
+def select_inputs(wildcards):
+    node = GRAPH[wildcards.trained]
+    return {
+        "log_history": f"results/train/{node.name}/log_history.csv",
+        "state": f"results/train/{node.name}/trainer_state.json",
+        "model": GRAPH.model_inputs(node.parent),
+    }
+
+
+def merge_adapter(wildcards):
+    return not GRAPH.is_adapter(wildcards.trained) and GRAPH[wildcards.trained].method in ("qlora", "lora")
+
+
+def jglue_data_inputs(wildcards):
+    return [] if config["jglue"]["data_dir"] else ["results/tiny/jglue"]
+
+
+def jglue_suite(wildcards):
+    from jaflow.workflow import jglue_suite_tasks
+
+    return jglue_suite_tasks(config["jglue"], wildcards.suite)
+
+
+def chat_format(wildcards):
+    return GRAPH.chat_format(wildcards.model)
+
+
+def mtbench_questions(wildcards):
+    return config["mtbench"]["questions"] or "results/tiny/mtbench/question.jsonl"
+
+
+def _judge_model_name():
+    judge = config["mtbench"]["judge"]
+    return judge["model"] if judge["backend"] == "hf" and judge["model"] in GRAPH.nodes else None
+
+
+def mtbench_judge_inputs(wildcards):
+    name = _judge_model_name()
+    return GRAPH.model_inputs(name) if name else []
+
+
+def mtbench_judge_hf_args(wildcards):
+    name = _judge_model_name()
+    return GRAPH.hf_args(name) if name else None
+
+
+def report_spec(wildcards):
+    return config["reports"][wildcards.report]
+
+
+def report_models(wildcards):
+    return TARGETS.report_models(wildcards.report)
+
+
+def report_inputs(wildcards):
+    return TARGETS.report_inputs(wildcards.report)

@@ -1,0 +1,17 @@
+# Dataset sampling: one mix per entry of `datasets:`, rendered in its prompt format.
+
+
+rule sample_dataset:
+    input:
+        sources=dataset_source_files,
+    output:
+        train="results/datasets/{dataset}/train.jsonl",
+        validation="results/datasets/{dataset}/validation.jsonl",
+        manifest="results/datasets/{dataset}/manifest.json",
+    params:
+        spec=dataset_spec,
+        seed=config["seed"],
+    log:
+        "logs/datasets/{dataset}.log",
+    script:
+        "../scripts/sample_dataset.py"

@@ -1,0 +1,15 @@
+# Merge nodes of the model graph into a Mixtral-style MoE with mergekit-moe.
+
+
+rule merge_moe:
+    input:
+        merge_inputs,
+    output:
+        directory("results/models/{merged}"),
+    params:
+        spec=merge_spec,
+        seed=config["seed"],
+    log:
+        "logs/merge/{merged}.log",
+    script:
+        "../scripts/merge_moe.py"

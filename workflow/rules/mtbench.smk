@@ -1,0 +1,37 @@
+# Japanese MT-Bench: answers per model, then an LLM judge, then per-category scores.
+
+
+rule mtbench_answer:
+    input:
+        model=model_inputs,
+        questions=mtbench_questions,
+    output:
+        "results/mtbench/{bench}/model_answer/{model}.jsonl",
+    params:
+        model=hf_args,
+        chat_format=chat_format,
+        mtbench=config["mtbench"],
+        seed=config["seed"],
+    log:
+        "logs/mtbench/{bench}/answer_{model}.log",
+    script:
+        "../scripts/mtbench_answer.py"
+
+
+rule mtbench_judge:
+    input:
+        answers="results/mtbench/{bench}/model_answer/{model}.jsonl",
+        questions=mtbench_questions,
+        judge_model=mtbench_judge_inputs,
+    output:
+        judgments="results/mtbench/{bench}/model_judgment/{judge}/{model}.jsonl",
+        scores="results/mtbench/{bench}/scores/{judge}/{model}.csv",
+    params:
+        mtbench=config["mtbench"],
+        judge_hf=mtbench_judge_hf_args,
+        cache="results/mtbench/{bench}/judge_cache/{judge}.jsonl",
+        seed=config["seed"],
+    log:
+        "logs/mtbench/{bench}/judge_{judge}_{model}.log",
+    script:
+        "../scripts/mtbench_judge.py"

@@ -19,6 +19,7 @@ include: "workflow/rules/merge.smk"
 include: "workflow/rules/jglue.smk"
 include: "workflow/rules/mtbench.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/user_data.smk"
 
 
 rule all:

@@ -1,0 +1,357 @@
+"""Seed-card experiments (config/experiments/): user-supplied files, and the tiny swap.
+
+`tinyify(config, base_dirs, data_dir)` turns a card's config into one that runs offline on
+CPU in seconds with the same structure: the same model graph (bases, training runs, merges),
+the same dataset mixes with the same sources, columns, templates and sampling rules, the same
+evaluation runs and reports. Only the parts change: hub models become tiny local models, hub
+and local dataset sources become small generated files with the columns the config reads,
+counts and steps shrink, and evaluations read the tiny world's benchmark files.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import string
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from jaflow.errors import DataError
+from jaflow.graph import is_local_path
+
+# -- files the user supplies under data/ -----------------------------------------------------
+
+JP_STABLE = "https://raw.githubusercontent.com/Stability-AI/FastChat/jp-stable/fastchat/llm_judge/data"
+
+# (part of the path, what to do). The first match names the fix.
+USER_DATA_HINTS: tuple[tuple[str, str], ...] = (
+    ("ichikara-instruction", (
+        "ichikara-instruction is not on the Hugging Face hub: apply for it on the LIAT-AIP "
+        "(RIKEN) page linked from the Swallow-MoE card, then join the release's JSON files into "
+        "one JSON-lines file, e.g. `jq -c '.[]' ichikara-instruction-*.json > {path}`."
+    )),
+    ("tydiqa_ja", (
+        "TyDi QA has Japanese only in its primary task; extract the rows once with "
+        "`python -m jaflow.experiments tydiqa-ja {path}` (needs hub access)."
+    )),
+    ("alpaca_cleaned_ja", (
+        "download it: `curl -L -o {path} "
+        "https://raw.githubusercontent.com/shi3z/alpaca_ja/main/alpaca_cleaned_ja.json`."
+    )),
+    ("judge_ja_prompts", f"download it: `curl -L -o {{path}} {JP_STABLE}/judge_ja_prompts.jsonl`."),
+    ("japanese_mt_bench/", (
+        f"download it from Stability-AI/FastChat jp-stable: `curl -L -o {{path}} "
+        f"{JP_STABLE}/japanese_mt_bench/{{tail}}`."
+    )),
+    ("jglue", (
+        "copy the upstream JGLUE v1.1 files (yahoojapan/JGLUE release v1.1.0, "
+        "datasets/<task>-v1.1/) into this directory."
+    )),
+)
+
+
+def user_file_hint(path: str) -> str:
+    for key, hint in USER_DATA_HINTS:
+        if key in path:
+            tail = path.split(key, 1)[1] if key.endswith("/") else ""
+            return hint.format(path=path, tail=tail)
+    return "put the file there (the experiment config's comments and docs/REPRODUCE.md say where it comes from)."
+
+
+def missing_user_file(path: str) -> None:
+    """Raise the error a run gives for a user-supplied file that is not there."""
+    raise DataError(f"{path}: this input is supplied by you and is missing: {user_file_hint(path)}")
+
+
+# -- TyDi QA (Japanese) for seed 000 ----------------------------------------------------------
+
+
+def tydiqa_ja_rows(rows: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, str]]:
+    """Japanese rows of TyDi QA's primary task with a minimal answer, as context/question/answer.
+
+    The primary task gives the article as `document_plaintext`, passages and the minimal answer
+    as UTF-8 byte offsets into it; the first annotation with a minimal answer is used, and the
+    context is the passage that holds it.
+    """
+    for row in rows:
+        if row.get("language") != "japanese":
+            continue
+        doc = row["document_plaintext"].encode("utf-8")
+        ann = row["annotations"]
+        for i, start in enumerate(ann["minimal_answers_start_byte"]):
+            end = ann["minimal_answers_end_byte"][i]
+            passage = ann["passage_answer_candidate_index"][i]
+            if start < 0 or end <= start or passage < 0:
+                continue
+            cands = row["passage_answer_candidates"]
+            p_start, p_end = cands["plaintext_start_byte"][passage], cands["plaintext_end_byte"][passage]
+            yield {
+                "id": str(row.get("id", "")) or f"tydiqa-{row['question_text']}",
+                "context": doc[p_start:p_end].decode("utf-8", errors="replace").strip(),
+                "question": row["question_text"],
+                "answer": doc[start:end].decode("utf-8", errors="replace").strip(),
+            }
+            break
+
+
+def write_tydiqa_ja(out: str | Path, split: str = "train") -> int:
+    """Extract TyDi QA (Japanese) from the hub into a JSON-lines file; returns the row count."""
+    import datasets
+
+    from jaflow.io import write_jsonl
+
+    ds = datasets.load_dataset("google-research-datasets/tydiqa", "primary_task", split=split)
+    ds = ds.filter(lambda r: r["language"] == "japanese")
+    rows = list(tydiqa_ja_rows(ds))
+    write_jsonl(out, rows)
+    return len(rows)
+
+
+# -- the tiny swap ---------------------------------------------------------------------------
+
+# Architectures of the cards' hub models (tiny stand-ins keep the family: GPT-NeoX for rinna
+# and weblab, Llama for OpenOrca and Swallow).
+TINY_ARCH_BY_PREFIX = {
+    "rinna/": "gpt_neox",
+    "matsuo-lab/weblab": "gpt_neox",
+    "mistralai/": "mistral",
+}
+
+# JGLUE tasks the tiny world writes (results/tiny/jglue/); other tasks of a suite are dropped
+# from the tiny run, and a suite left empty evaluates marc_ja instead.
+TINY_JGLUE_TASKS = ("jsquad", "jcommonsenseqa", "jnli", "marc_ja")
+
+TINY_ROWS = 16  # rows of each generated source file
+TINY_TRAIN = {
+    "max_steps": 4,
+    "eval_steps": 2,
+    "logging_steps": 1,
+    "per_device_train_batch_size": 4,
+    "per_device_eval_batch_size": 4,
+    "gradient_accumulation_steps": 1,
+    "max_length": 128,
+    "compute_dtype": "auto",
+    "precision": "auto",
+    "report_to": [],
+}
+
+_PHRASES = (
+    "今日は晴れて空がとても青いです",
+    "駅の近くに新しい本屋ができました",
+    "猫が窓のそばで静かに眠っています",
+    "この料理は甘くてとてもおいしいです",
+    "明日の会議は午後三時から始まります",
+    "山の上から海がよく見えました",
+    "図書館で歴史の本を二冊借りました",
+    "友だちと公園で長く話しました",
+)
+
+
+def tiny_arch(pretrained: str) -> str:
+    """The tiny architecture standing in for a hub model (Llama unless known otherwise)."""
+    for prefix, arch in TINY_ARCH_BY_PREFIX.items():
+        if pretrained.startswith(prefix):
+            return arch
+    return "llama"
+
+
+def base_models(config: Mapping[str, Any]) -> dict[str, str]:
+    """Base models of the config's graph: name -> hub id or path."""
+    return {n: m["pretrained"] for n, m in (config.get("models") or {}).items() if "pretrained" in m}
+
+
+def _text(i: int, min_chars: int = 12) -> str:
+    text = _PHRASES[i % len(_PHRASES)] + "。"
+    while len(text) < min_chars:
+        text += _PHRASES[(i + len(text)) % len(_PHRASES)] + "。"
+    return text
+
+
+def _template_fields(template: Any) -> set[str]:
+    """Fields a custom template's format strings read ({a} and {a[b][0]} both name a)."""
+    if not isinstance(template, Mapping):
+        return set()
+    fields = set()
+    for fmt in (template.get("prompt", ""), template.get("response", "{output}")):
+        for _, name, _, _ in string.Formatter().parse(fmt):
+            if name:
+                fields.add(name.split("[", 1)[0].split(".", 1)[0])
+    return fields
+
+
+def tiny_source_rows(source: Mapping[str, Any], dataset_template: Any, n: int = TINY_ROWS) -> list[dict[str, Any]]:
+    """Rows with every column a source's config reads, in values its rules keep."""
+    columns: Mapping[str, str] = source.get("columns") or {}
+    template = source.get("template", dataset_template)
+    fields = _template_fields(template) or {"instruction", "input", "output"}
+    min_k = 0
+    group_cols: set[str] = set()
+    for rule in source.get("rules") or []:
+        if "min_chars" in rule:
+            min_k = max(min_k, int(rule["min_chars"].get("k", 0)))
+            fields |= set(rule["min_chars"].get("fields", ["instruction", "output"]))
+        if "max_per_value" in rule:
+            group_cols.add(rule["max_per_value"]["column"])
+        if "dedup" in rule:
+            fields |= set(rule["dedup"].get("fields", ["instruction", "input", "output"]))
+    conv = source.get("conversations")
+    rows = []
+    for i in range(n):
+        row: dict[str, Any] = {"id": f"tiny-{i}"}
+        if conv:
+            row[conv] = [
+                {"role": "user", "content": _text(i, min_k + 1)},
+                {"role": "assistant", "content": _text(i + 3, min_k + 1)},
+            ]
+        else:
+            for f in sorted(fields):
+                col = columns.get(f, f)
+                row[col] = "" if f == "input" and i % 2 else _text(i + len(f), min_k + 1)
+        for col in group_cols:
+            row[col] = f"group{i % 3}"
+        rows.append(row)
+    return rows
+
+
+def _shrink_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for rule in rules:
+        rule = copy.deepcopy(rule)
+        if "random" in rule:
+            rule["random"] = min(rule["random"], 8)
+        if "head" in rule:
+            rule["head"] = min(rule["head"], 8)
+        if "max_per_value" in rule:
+            rule["max_per_value"]["n"] = min(rule["max_per_value"]["n"], 4)
+        out.append(rule)
+    return out
+
+
+def _tiny_datasets(datasets: dict[str, Any], data_dir: Path) -> None:
+    for name, mix in datasets.items():
+        for source in mix["sources"]:
+            path = data_dir / f"{name}__{source['name']}.jsonl"
+            rows = tiny_source_rows(source, mix.get("template", "alpaca_ja"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+            for key in ("hub", "hub_config", "split"):
+                source.pop(key, None)
+            source["path"] = str(path)
+            source["format"] = "jsonl"
+            source["rules"] = _shrink_rules(source.get("rules") or [{"all": True}])
+        if mix.get("equal_per_source"):
+            mix["equal_per_source"] = min(mix["equal_per_source"], 6)
+        if mix.get("total"):
+            mix["total"] = min(mix["total"], 6 * len(mix["sources"]))
+        mix["validation"] = {"size": 4}
+
+
+def _tiny_models(models: dict[str, Any], base_dirs: Mapping[str, str]) -> None:
+    for name, spec in models.items():
+        if "pretrained" in spec:
+            if name not in base_dirs:
+                raise KeyError(f"tinyify: no tiny model given for base model '{name}'")
+            spec["pretrained"] = str(base_dirs[name])
+            spec.pop("tokenizer", None)
+            spec["use_fast"] = True  # the tiny tokenizer is a fast (tokenizers) one
+            spec["trust_remote_code"] = False
+            spec["dtype"] = "float32"
+        elif "experts" in spec:
+            spec["dtype"] = "float32"
+        elif "from" in spec:
+            train = spec.setdefault("train", {})
+            epochs = train.get("max_steps", 1000) == -1
+            train.update(TINY_TRAIN)
+            if epochs:  # keep epoch-based runs epoch-based, over the tiny mix
+                train["max_steps"] = -1
+                train["num_train_epochs"] = min(float(train.get("num_train_epochs", 1)), 2)
+            if spec.get("method") == "lisa":
+                train["lisa_layers"] = min(int(train.get("lisa_layers", 2)), 2)
+                train["lisa_interval"] = min(int(train.get("lisa_interval", 20)), 2)
+
+
+def _tiny_suite(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for t in tasks:
+        if t["task"] in TINY_JGLUE_TASKS:
+            t = dict(t)
+            if t.get("num_fewshot"):
+                t["num_fewshot"] = min(int(t["num_fewshot"]), 2)
+            out.append(t)
+    return out or [{"task": "marc_ja", "version": "1.1", "num_fewshot": 0, "metric": "acc"}]
+
+
+def _tiny_jglue(jglue: dict[str, Any]) -> None:
+    from jaflow.workflow import BUILTIN_SUITES
+
+    suites = jglue.setdefault("suites", {})
+    for run in jglue.get("runs") or []:
+        name = run["suite"]
+        tasks = suites.get(name) or BUILTIN_SUITES.get(name)
+        if tasks is not None:
+            suites[name] = _tiny_suite([dict(t) for t in tasks])
+    jglue["data_dir"] = None
+    jglue["urls"] = {}
+    jglue["limit"] = 8
+    jglue["max_length"] = None
+
+
+def _tiny_mtbench(mtbench: dict[str, Any], judge_model: str | None) -> None:
+    for key in ("questions", "reference_answers", "judge_prompts"):
+        mtbench[key] = None
+    mtbench["ref_categories"] = []
+    mtbench["max_new_tokens"] = 8
+    mtbench["batch_size"] = 4
+    mtbench["num_choices"] = 1
+    if mtbench.get("models"):
+        if judge_model is None:
+            raise KeyError("tinyify: MT-Bench needs a tiny judge model")
+        mtbench["judge"] = {"backend": "hf", "model": judge_model, "max_new_tokens": 8}
+
+
+def tinyify(config: Mapping[str, Any], base_dirs: Mapping[str, str], data_dir: str | Path) -> dict[str, Any]:
+    """A copy of `config` with the same structure and tiny parts (see the module docstring).
+
+    `base_dirs` maps each base model of the graph to a tiny local model directory;
+    generated dataset files are written under `data_dir`. The first base model judges MT-Bench.
+    """
+    tiny = copy.deepcopy(dict(config))
+    _tiny_models(tiny.get("models") or {}, base_dirs)
+    _tiny_datasets(tiny.get("datasets") or {}, Path(data_dir))
+    if tiny.get("jglue"):
+        _tiny_jglue(tiny["jglue"])
+    if tiny.get("mtbench"):
+        bases = list(base_models(config))
+        _tiny_mtbench(tiny["mtbench"], bases[0] if bases else None)
+    return tiny
+
+
+def hub_references(config: Any, where: str = "") -> list[str]:
+    """Every string in the config that names a hub model or dataset ("org/name", not a path)."""
+    found: list[str] = []
+    if isinstance(config, Mapping):
+        for k, v in config.items():
+            key = f"{where}.{k}" if where else str(k)
+            if k in ("pretrained", "tokenizer", "hub") and isinstance(v, str) and not is_local_path(v):
+                found.append(f"{key}: {v}")
+            else:
+                found += hub_references(v, key)
+    elif isinstance(config, list):
+        for i, v in enumerate(config):
+            found += hub_references(v, f"{where}[{i}]")
+    return found
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "tydiqa-ja":
+        n = write_tydiqa_ja(argv[1])
+        print(f"wrote {n} rows to {argv[1]}")
+        return 0
+    print("usage: python -m jaflow.experiments tydiqa-ja OUT.jsonl", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,13 @@
+# Files the user supplies under data/ (datasets that are not on the hub, upstream benchmark
+# files). Nothing can make them, so a missing one is a job that stops at once with what to
+# do: a dry run lists it, and a real run fails before any GPU job is queued.
+
+
+rule user_data:
+    output:
+        "data/{path}",
+    localrule: True
+    log:
+        "logs/user_data/{path}.log",
+    script:
+        "../scripts/user_data.py"

@@ -1,0 +1,317 @@
+"""The seed-card experiment configs (config/experiments/): valid, dry-run DAGs with the jobs
+each card needs, published numbers consistent with the cards, and the same structure run end
+to end on the tiny offline world."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jaflow.config import prepare_config
+from jaflow.errors import DataError
+from jaflow.experiments import (
+    base_models,
+    hub_references,
+    missing_user_file,
+    tiny_arch,
+    tiny_source_rows,
+    tinyify,
+    tydiqa_ja_rows,
+)
+from jaflow.graph import BaseModel, MergedModel, ModelGraph, TrainedModel
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = ROOT / "config" / "experiments"
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+# Jobs each card's dry run must list (rules of the stages; other helper rules may be added).
+EXPECTED_JOBS = {
+    "openorca_stx": {
+        "sample_dataset": 1, "train": 1, "select_checkpoint": 1, "jglue": 3, "report": 1,
+        "merge_moe": 0, "mtbench_answer": 0, "mtbench_judge": 0, "user_data": 1,
+    },
+    "rinna_japanese_3.6b_sft": {
+        "sample_dataset": 0, "train": 0, "select_checkpoint": 0, "jglue": 3, "report": 1,
+        "merge_moe": 0, "mtbench_answer": 0, "mtbench_judge": 0, "user_data": 0,
+    },
+    "rinna_bilingual_4b_sft": {
+        # 5 models x jglue6 + the SFT model's Open LLM suite
+        "sample_dataset": 0, "train": 0, "select_checkpoint": 0, "jglue": 6, "report": 1,
+        "merge_moe": 0, "mtbench_answer": 0, "mtbench_judge": 0, "user_data": 0,
+    },
+    "weblab_10b_sft": {
+        "sample_dataset": 1, "train": 1, "select_checkpoint": 1, "jglue": 3, "report": 1,
+        "merge_moe": 0, "mtbench_answer": 0, "mtbench_judge": 0, "user_data": 1,
+    },
+    "swallow_moe_4x7b_lisa": {
+        # one merge, one LISA run; JGLUE of 4 experts + merge + LISA; MT-Bench of 5
+        "sample_dataset": 1, "train": 1, "select_checkpoint": 1, "merge_moe": 1, "jglue": 6,
+        "mtbench_answer": 5, "mtbench_judge": 5, "report": 1, "user_data": 2,
+    },
+}
+# Files the user supplies (not on the hub): the dry run lists a user_data job for each.
+USER_FILES = {
+    "openorca_stx": {"data/stx/tydiqa_ja.jsonl"},
+    "weblab_10b_sft": {"data/weblab/alpaca_cleaned_ja.json"},
+    "swallow_moe_4x7b_lisa": {
+        "data/ichikara-instruction/ichikara-instruction.jsonl",
+        "data/japanese_mt_bench/question_full.jsonl",
+    },
+}
+CARDS = sorted(EXPECTED_JOBS)
+# Nothing in a dry run may reach the network: hub ids are not inputs, and any request through
+# these settings would fail.
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+    "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
+    "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+    "OMP_NUM_THREADS": "1",
+}
+
+
+def load_card(card: str) -> dict:
+    with open(EXPERIMENTS / f"{card}.yaml", encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def snakemake(args: list[str], workdir: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), **OFFLINE_ENV)
+    return subprocess.run(
+        [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args],
+        capture_output=True, text=True, env=env, timeout=timeout,
+    )
+
+
+def job_stats(output: str) -> dict[str, int]:
+    """Rule -> job count from the 'Job stats' table of a dry run."""
+    table = output.split("Job stats:", 1)[1]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        m = re.match(r"^(\S+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def dry_run(configfile: Path, workdir: Path) -> tuple[dict[str, int], str]:
+    proc = snakemake(["-n", "--configfile", str(configfile)], workdir)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return job_stats(proc.stdout), proc.stdout
+
+
+# -- the card configs ---------------------------------------------------------------------
+
+
+def test_every_card_has_a_config():
+    assert sorted(p.stem for p in EXPERIMENTS.glob("*.yaml") if not p.stem.startswith("sweep")) == CARDS
+
+
+@pytest.mark.parametrize("card", CARDS)
+def test_card_config_is_valid(card):
+    config = prepare_config(load_card(card))
+    graph = ModelGraph.from_config(config)
+    evaluated = {m for r in config["jglue"]["runs"] for m in r["models"]} | set(config["mtbench"]["models"])
+    assert evaluated <= set(graph.nodes)
+    for report in config["reports"].values():
+        for table in report["tables"]:
+            assert set(table.get("published", {})) <= set(graph.nodes), table["name"]
+
+
+@pytest.mark.parametrize("card", CARDS)
+def test_card_dry_run_lists_the_expected_jobs(card, tmp_path):
+    counts, out = dry_run(EXPERIMENTS / f"{card}.yaml", tmp_path)
+    got = {rule: counts.get(rule, 0) for rule in EXPECTED_JOBS[card]}
+    assert got == EXPECTED_JOBS[card]
+    assert counts["all"] == 1
+    assert not [r for r in counts if r.startswith("tiny")], "a card config must not use the tiny world"
+    user_files = set(re.findall(r"rule user_data:\n\s+output: (\S+)", out))
+    assert user_files == USER_FILES.get(card, set())
+    assert not (tmp_path / "results").exists()  # a dry run writes nothing
+
+
+def test_user_supplied_files_are_not_jobs_once_present(tmp_path):
+    for path in USER_FILES["swallow_moe_4x7b_lisa"]:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("{}\n")
+    counts, _ = dry_run(EXPERIMENTS / "swallow_moe_4x7b_lisa.yaml", tmp_path)
+    assert counts.get("user_data", 0) == 0
+    assert counts["sample_dataset"] == 1 and counts["mtbench_answer"] == 5
+
+
+def test_missing_user_file_says_what_to_do():
+    with pytest.raises(DataError, match=r"data/ichikara-instruction/x\.jsonl.*not on the Hugging Face hub"):
+        missing_user_file("data/ichikara-instruction/x.jsonl")
+    with pytest.raises(DataError, match=r"jp-stable/fastchat/llm_judge/data/japanese_mt_bench/reference_answer/gpt-4\.jsonl"):
+        missing_user_file("data/japanese_mt_bench/reference_answer/gpt-4.jsonl")
+
+
+def _avg(values, decimals):
+    q = Decimal(1).scaleb(-decimals)
+    return (sum(Decimal(str(v)) for v in values) / len(values)).quantize(q, rounding=ROUND_HALF_UP)
+
+
+def test_published_averages_agree_with_the_published_columns():
+    """Typos in the transcribed numbers show up as averages that do not add up."""
+    checked = 0
+    for card in CARDS:
+        for report in load_card(card)["reports"].values():
+            for table in report["tables"]:
+                for model, row in (table.get("published") or {}).items():
+                    for avg in table.get("averages") or []:
+                        label = avg["label"]
+                        over = avg.get("over") or [c["label"] if isinstance(c, dict) else c.capitalize() for c in table["columns"]]
+                        over = ["STEM" if c == "Stem" else c for c in over]
+                        if label not in row or not all(c in row for c in over):
+                            continue
+                        decimals = avg.get("decimals", table.get("decimals", 3))
+                        expected = Decimal(str(row[label])).quantize(Decimal(1).scaleb(-decimals))
+                        # the cards average unrounded scores: allow one unit in the last place
+                        ulp = Decimal(1).scaleb(-decimals)
+                        diff = abs(_avg([row[c] for c in over], decimals) - expected)
+                        assert diff <= ulp, (card, table["name"], model, label)
+                        checked += 1
+    # seed 002 Open LLM (1), seed 003 8-task and 4-task (2 x 3 rows), seed 004 MT-Bench (5) and JGLUE (6)
+    assert checked == 1 + 6 + 5 + 6
+
+
+def test_tydiqa_ja_rows_cut_passage_and_answer_by_bytes():
+    doc = "東京は日本の首都です。\n富士山は高い山です。"
+    b = doc.encode("utf-8")
+    p2 = b.index("富士山".encode())
+    a_start, a_end = p2, p2 + len("富士山".encode())
+    row = {
+        "id": 7, "language": "japanese", "question_text": "高い山は何ですか", "document_plaintext": doc,
+        "passage_answer_candidates": {"plaintext_start_byte": [0, p2], "plaintext_end_byte": [p2 - 1, len(b)]},
+        "annotations": {"passage_answer_candidate_index": [-1, 1], "minimal_answers_start_byte": [-1, a_start],
+                        "minimal_answers_end_byte": [-1, a_end], "yes_no_answer": ["NONE", "NONE"]},
+    }
+    other = dict(row, language="english")
+    rows = list(tydiqa_ja_rows([row, other]))
+    assert rows == [{"id": "7", "context": "富士山は高い山です。", "question": "高い山は何ですか", "answer": "富士山"}]
+
+
+# -- the tiny swap --------------------------------------------------------------------------
+
+
+def _tiny_config(card: str, tmp_path: Path) -> dict:
+    card_config = load_card(card)
+    base_dirs = {name: str(tmp_path / "bases" / name) for name in base_models(card_config)}
+    return tinyify(card_config, base_dirs, tmp_path / "tinydata")
+
+
+def _structure(config: dict) -> dict:
+    graph = ModelGraph.from_config(config)
+    kinds = {BaseModel: "base", TrainedModel: "train", MergedModel: "merge"}
+    nodes = {n: (kinds[type(graph[n])], graph[n].deps) for n in graph}
+    methods = {n: (graph[n].method, graph[n].dataset) for n in graph.names(TrainedModel)}
+    merges = {n: (graph[n].gate_mode, graph[n].experts_per_token) for n in graph.names(MergedModel)}
+    mixes = {
+        d: [(s["name"], s.get("columns"), s.get("conversations"), s.get("template"),
+             [sorted(r) for r in s.get("rules", [])]) for s in mix["sources"]]
+        for d, mix in config.get("datasets", {}).items()
+    }
+    runs = [(r["suite"], r["models"], r.get("template")) for r in config.get("jglue", {}).get("runs", [])]
+    mt = config.get("mtbench", {})
+    return {"nodes": nodes, "methods": methods, "merges": merges, "mixes": mixes, "runs": runs,
+            "mtbench": (mt.get("models"), mt.get("turns")), "reports": config.get("reports")}
+
+
+@pytest.mark.parametrize("card", CARDS)
+def test_tinyify_keeps_the_structure_and_leaves_no_hub_reference(card, tmp_path):
+    card_config = load_card(card)
+    tiny = _tiny_config(card, tmp_path)
+    assert hub_references(card_config), "a card config names hub models"
+    assert hub_references(tiny) == []
+    assert _structure(tiny) == _structure(card_config)
+    prepare_config(tiny)  # still a valid config
+    for name, hub in base_models(card_config).items():
+        assert tiny["models"][name]["pretrained"].endswith(f"bases/{name}")
+        assert tiny_arch(hub) in ("llama", "gpt_neox", "mistral")
+    for mix in tiny.get("datasets", {}).values():
+        for source in mix["sources"]:
+            assert Path(source["path"]).is_file() and "hub" not in source
+
+
+def test_tiny_sources_have_the_columns_and_values_the_rules_keep():
+    source = {
+        "name": "x", "hub": "a/b", "columns": {"instruction": "text"},
+        "rules": [{"min_chars": {"fields": ["instruction", "output"], "k": 11}},
+                  {"max_per_value": {"column": "source", "n": 100}}],
+    }
+    rows = tiny_source_rows(source, "alpaca")
+    assert all(len(r["text"]) >= 11 and len(r["output"]) >= 11 for r in rows)
+    assert len({r["source"] for r in rows}) == 3
+    custom = {"name": "y", "path": "p", "template": {"prompt": "{original_ja}\n\n指示\n", "response": "{simplified_ja}"}}
+    assert {"original_ja", "simplified_ja"} <= set(tiny_source_rows(custom, "closed_qa")[0])
+    conv = {"name": "z", "hub": "a/b", "conversations": "conversation"}
+    turns = tiny_source_rows(conv, "alpaca")[0]["conversation"]
+    assert [t["role"] for t in turns] == ["user", "assistant"]
+
+
+@pytest.mark.parametrize("card", CARDS)
+def test_tiny_card_dry_run_has_the_card_jobs(card, tmp_path):
+    """The tiny swap's DAG has the card's jobs (plus the tiny world's, minus user files)."""
+    tiny = _tiny_config(card, tmp_path)
+    for path in base_models(tiny).values():
+        Path(path).mkdir(parents=True)
+    configfile = tmp_path / "tiny.yaml"
+    configfile.write_text(yaml.safe_dump(tiny, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    counts, _ = dry_run(configfile, tmp_path)
+    expected = dict(EXPECTED_JOBS[card], user_data=0)
+    assert {rule: counts.get(rule, 0) for rule in expected} == expected
+    assert not [r for r in counts if r.startswith("tiny_model")]  # bases are the given dirs
+
+
+# -- end to end on the tiny world -------------------------------------------------------------
+
+
+def _build_tiny_bases(card_config: dict, tiny: dict, workdir: Path) -> None:
+    """One tiny model per base model, each from its own seed (mergekit refuses identical
+    experts), with the tokenizer the workflow's tiny world builds."""
+    from jaflow.tiny import build_model
+
+    proc = snakemake(["--cores", "1", "--configfile", str(workdir / "tiny.yaml"), "results/tiny/tokenizer"], workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sizes = tiny.get("tiny") or {}
+    for i, (name, path) in enumerate(base_models(tiny).items()):
+        build_model(
+            tiny_arch(base_models(card_config)[name]), workdir / "results/tiny/tokenizer", path,
+            hidden_size=sizes.get("hidden_size", 64), num_layers=sizes.get("num_layers", 4),
+            num_heads=sizes.get("num_heads", 4), intermediate_size=sizes.get("intermediate_size", 128), seed=i,
+        )
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("card", CARDS)
+def test_tiny_card_runs_end_to_end(card, tmp_path):
+    """The card's config with tiny parts runs through real snakemake: sampling, training,
+    selection, merge, JGLUE, MT-Bench and reports, and writes every target."""
+    card_config = load_card(card)
+    tiny = _tiny_config(card, tmp_path)
+    configfile = tmp_path / "tiny.yaml"
+    configfile.write_text(yaml.safe_dump(tiny, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    _build_tiny_bases(card_config, tiny, tmp_path)
+    proc = snakemake(["--cores", "2", "--configfile", str(configfile)], tmp_path, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    config = prepare_config(yaml.safe_load(configfile.read_text(encoding="utf-8")))
+    from jaflow.workflow import Targets
+
+    targets = Targets(config, ModelGraph.from_config(config)).all()
+    missing = [t for t in targets if not (tmp_path / t).exists()]
+    assert missing == []
+    for run in config["jglue"]["runs"]:
+        for model in run["models"]:
+            scores = (tmp_path / f"results/jglue/{run['suite']}/{model}/scores.csv").read_text(encoding="utf-8")
+            assert len(scores.splitlines()) >= 2
+    for name in ModelGraph.from_config(config).names(TrainedModel):
+        selection = json.loads((tmp_path / f"results/models/{name}/selection.json").read_text())
+        assert selection["metric"] == config["models"][name]["select"]["metric"]

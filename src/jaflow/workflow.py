@@ -84,6 +84,17 @@ class Targets:
             "models": [f"results/models/{m}" for m in built],
         }
 
+    def summary(self) -> str:
+        """Where the outputs are, for the end of a run."""
+        lines = ["jaflow outputs:"]
+        for d in self.config["datasets"]:
+            lines.append(f"  dataset {d}: manifest {dataset_files(d)['manifest']}")
+        lines += [f"  model: {p}" for p in self.models()]
+        lines += [f"  JGLUE scores: {p}" for p in self.jglue()]
+        lines += [f"  MT-Bench scores: {p}" for p in self.mtbench()]
+        lines += [f"  report: {p}" for p in self.reports()]
+        return "\n".join(lines)
+
     def all(self) -> list[str]:
         datasets = [dataset_files(d)["manifest"] for d in self.config["datasets"]]
         return datasets + self.models() + self.jglue() + self.mtbench() + self.reports()

@@ -113,3 +113,12 @@ def test_a_model_must_be_one_kind():
     config = {"models": {"m": {"pretrained": "x/y", "from": "z"}}}
     with pytest.raises(ConfigError, match=r"models\.m"):
         validate_config(copy.deepcopy(config))
+
+
+def test_evaluations_may_only_name_models_of_the_graph(demo):
+    from jaflow.workflow import Targets
+
+    validate_config(demo)
+    demo["jglue"]["runs"][0]["models"].append("tiny_gpt5")
+    with pytest.raises(ConfigError, match=r"jglue\.runs\.0\.models: unknown model 'tiny_gpt5'"):
+        Targets(demo, ModelGraph.from_config(demo))

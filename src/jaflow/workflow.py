@@ -34,10 +34,24 @@ def report_index(report: str) -> str:
     return f"results/reports/{report}/index.md"
 
 
+def check_model_references(config: dict[str, Any], graph: ModelGraph) -> None:
+    """Evaluations and reports may only name models of the graph."""
+    from jaflow.errors import ConfigError
+
+    named = [(f"jglue.runs.{i}.models", m) for i, r in enumerate(config["jglue"]["runs"]) for m in r["models"]]
+    named += [("mtbench.models", m) for m in config["mtbench"]["models"]]
+    named += [(f"reports.{r}.models", m) for r, spec in config["reports"].items() for m in spec["models"]]
+    for key, model in named:
+        if model not in graph.nodes:
+            known = ", ".join(sorted(graph.nodes)) or "none"
+            raise ConfigError(f"{key}: unknown model '{model}' (known: {known})")
+
+
 class Targets:
     """Every final output the config asks for."""
 
     def __init__(self, config: dict[str, Any], graph: ModelGraph):
+        check_model_references(config, graph)
         self.config = config
         self.graph = graph
 

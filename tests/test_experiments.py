@@ -280,7 +280,7 @@ def _build_tiny_bases(card_config: dict, tiny: dict, workdir: Path) -> None:
     from jaflow.tiny import build_model
 
     proc = snakemake(["--cores", "1", "--configfile", str(workdir / "tiny.yaml"), "results/tiny/tokenizer"], workdir)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     sizes = tiny.get("tiny") or {}
     for i, (name, path) in enumerate(base_models(tiny).items()):
         build_model(
@@ -301,7 +301,7 @@ def test_tiny_card_runs_end_to_end(card, tmp_path):
     configfile.write_text(yaml.safe_dump(tiny, allow_unicode=True, sort_keys=False), encoding="utf-8")
     _build_tiny_bases(card_config, tiny, tmp_path)
     proc = snakemake(["--cores", "2", "--configfile", str(configfile)], tmp_path, timeout=1800)
-    assert proc.returncode == 0, proc.stderr[-5000:]
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     config = prepare_config(yaml.safe_load(configfile.read_text(encoding="utf-8")))
     from jaflow.workflow import Targets
 

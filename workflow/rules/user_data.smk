@@ -1,6 +1,6 @@
 # Files the user supplies under data/ (datasets that are not on the hub, upstream benchmark
 # files). Nothing can make them, so a missing one is a job that stops at once with what to
-# do: a dry run lists it, and a real run fails before any GPU job is queued.
+# do: a dry run lists it, and a real run fails on it early (it is a local job, no queue).
 
 
 rule user_data:

@@ -272,7 +272,11 @@ def _tiny_models(models: dict[str, Any], base_dirs: Mapping[str, str]) -> None:
                 train["lisa_interval"] = min(int(train.get("lisa_interval", 20)), 2)
 
 
-def _tiny_suite(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+STAND_IN_TASK = {"task": "marc_ja", "version": "1.1", "num_fewshot": 0, "metric": "acc"}
+
+
+def _tiny_suite(tasks: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The suite's tasks the tiny world has (few-shot capped); None when it has none of them."""
     out = []
     for t in tasks:
         if t["task"] in TINY_JGLUE_TASKS:
@@ -280,22 +284,41 @@ def _tiny_suite(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if t.get("num_fewshot"):
                 t["num_fewshot"] = min(int(t["num_fewshot"]), 2)
             out.append(t)
-    return out or [{"task": "marc_ja", "version": "1.1", "num_fewshot": 0, "metric": "acc"}]
+    return out or None
 
 
-def _tiny_jglue(jglue: dict[str, Any]) -> None:
+def _tiny_jglue(jglue: dict[str, Any]) -> set[str]:
+    """Shrink the suites the runs use; returns the suites replaced by the stand-in task."""
     from jaflow.workflow import BUILTIN_SUITES
 
     suites = jglue.setdefault("suites", {})
+    stand_ins = set()
     for run in jglue.get("runs") or []:
         name = run["suite"]
         tasks = suites.get(name) or BUILTIN_SUITES.get(name)
-        if tasks is not None:
-            suites[name] = _tiny_suite([dict(t) for t in tasks])
+        if tasks is not None and name not in stand_ins:
+            tiny = _tiny_suite([dict(t) for t in tasks])
+            if tiny is None:  # e.g. seed 002's English Open LLM suite: no tiny data
+                stand_ins.add(name)
+                tiny = [dict(STAND_IN_TASK)]
+            suites[name] = tiny
     jglue["data_dir"] = None
     jglue["urls"] = {}
     jglue["limit"] = 8
     jglue["max_length"] = None
+    return stand_ins
+
+
+def _tiny_reports(reports: dict[str, Any], stand_ins: set[str]) -> None:
+    """Tables of a stand-in suite show the stand-in task (their published columns are gone)."""
+    for report in reports.values():
+        for table in report.get("tables") or []:
+            if table.get("source", "jglue") == "jglue" and table.get("suite") in stand_ins:
+                label = f"{STAND_IN_TASK['task']} (tiny stand-in)"
+                table["columns"] = [{"task": STAND_IN_TASK["task"], "metric": STAND_IN_TASK["metric"], "label": label}]
+                table.pop("published", None)
+                for avg in table.get("averages") or []:
+                    avg.pop("over", None)
 
 
 def _tiny_mtbench(mtbench: dict[str, Any], judge_model: str | None) -> None:
@@ -321,7 +344,7 @@ def tinyify(config: Mapping[str, Any], base_dirs: Mapping[str, str], data_dir: s
     _tiny_models(tiny.get("models") or {}, base_dirs)
     _tiny_datasets(tiny.get("datasets") or {}, Path(data_dir))
     if tiny.get("jglue"):
-        _tiny_jglue(tiny["jglue"])
+        _tiny_reports(tiny.get("reports") or {}, _tiny_jglue(tiny["jglue"]))
     if tiny.get("mtbench"):
         bases = list(base_models(config))
         _tiny_mtbench(tiny["mtbench"], bases[0] if bases else None)

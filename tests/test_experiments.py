@@ -288,7 +288,7 @@ def _build_tiny_bases(card_config: dict, tiny: dict, workdir: Path) -> None:
     experts), with the tokenizer the workflow's tiny world builds."""
     from jaflow.tiny import build_model
 
-    proc = snakemake(["--cores", "1", "--configfile", str(workdir / "tiny.yaml"), "results/tiny/tokenizer"], workdir)
+    proc = snakemake(["results/tiny/tokenizer", "--cores", "1", "--configfile", str(workdir / "tiny.yaml")], workdir)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     sizes = tiny.get("tiny") or {}
     for i, (name, path) in enumerate(base_models(tiny).items()):
@@ -324,3 +324,38 @@ def test_tiny_card_runs_end_to_end(card, tmp_path):
     for name in ModelGraph.from_config(config).names(TrainedModel):
         selection = json.loads((tmp_path / f"results/models/{name}/selection.json").read_text())
         assert selection["metric"] == config["models"][name]["select"]["metric"]
+
+
+# Rows each tiny mix keeps per source: 16 generated rows through the card's rules, shrunk.
+TINY_MIX_COUNTS = {
+    "openorca_stx": {"stx": {"snow_t15": 6, "tydiqa_ja": 6, "xlsum_ja": 6}},  # equal samples
+    "weblab_10b_sft": {"weblab_sft": {"alpaca_en": 16, "alpaca_ja": 16, "flan2021": 8, "flan_cot": 8, "flan_dialog": 8}},
+    "swallow_moe_4x7b_lisa": {"lisa_mix": {
+        "amenokaku-code-instruct": 12,  # at most 4 per value of `source`, 3 values
+        "jp-effective-instructions": 16,  # all pass min_chars k=11
+        "oasst1-21k-en": 8, "roleplay": 8, "MetaMathQA": 8, "ichikara-instruction": 16,
+    }},
+}
+
+
+@pytest.mark.parametrize("card", sorted(TINY_MIX_COUNTS))
+def test_tiny_card_samples_its_mixes(card, tmp_path):
+    """The card's mixes (sources, columns, templates, rules) sample for real on tiny files."""
+    tiny = _tiny_config(card, tmp_path)
+    configfile = tmp_path / "tiny.yaml"
+    configfile.write_text(yaml.safe_dump(tiny, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    targets = [f"results/datasets/{d}/manifest.json" for d in tiny["datasets"]]
+    proc = snakemake([*targets, "--cores", "1", "--configfile", str(configfile)], tmp_path)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    for dataset, expected in TINY_MIX_COUNTS[card].items():
+        manifest = json.loads((tmp_path / f"results/datasets/{dataset}/manifest.json").read_text())
+        assert {s["name"]: s["rows_used"] for s in manifest["sources"]} == expected
+        train = (tmp_path / f"results/datasets/{dataset}/train.jsonl").read_text(encoding="utf-8").splitlines()
+        assert len(train) == sum(expected.values()) - 4  # 4 held out for validation
+        rows = [json.loads(line) for line in train]
+        assert {r["source"] for r in rows} == set(expected)
+        if card == "openorca_stx":  # each STX task rendered with its own template
+            snow = next(r for r in rows if r["source"] == "snow_t15")
+            assert snow["prompt"].endswith("\n\nこの文を簡単な日本語に書き換えてください。\n")
+        if card == "swallow_moe_4x7b_lisa":
+            assert all(r["prompt"].startswith("Below is an instruction") for r in rows)

@@ -11,15 +11,15 @@ counts and steps shrink, and evaluations read the tiny world's benchmark files.
 from __future__ import annotations
 
 import copy
-import json
-import string
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from jaflow.data.sources import template_fields
 from jaflow.errors import DataError
 from jaflow.graph import is_local_path
+from jaflow.io import write_jsonl
 
 # -- files the user supplies under data/ -----------------------------------------------------
 
@@ -100,8 +100,6 @@ def write_tydiqa_ja(out: str | Path, split: str = "train") -> int:
     """Extract TyDi QA (Japanese) from the hub into a JSON-lines file; returns the row count."""
     import datasets
 
-    from jaflow.io import write_jsonl
-
     ds = datasets.load_dataset("google-research-datasets/tydiqa", "primary_task", split=split)
     ds = ds.filter(lambda r: r["language"] == "japanese")
     rows = list(tydiqa_ja_rows(ds))
@@ -169,23 +167,11 @@ def _text(i: int, min_chars: int = 12) -> str:
     return text
 
 
-def _template_fields(template: Any) -> set[str]:
-    """Fields a custom template's format strings read ({a} and {a[b][0]} both name a)."""
-    if not isinstance(template, Mapping):
-        return set()
-    fields = set()
-    for fmt in (template.get("prompt", ""), template.get("response", "{output}")):
-        for _, name, _, _ in string.Formatter().parse(fmt):
-            if name:
-                fields.add(name.split("[", 1)[0].split(".", 1)[0])
-    return fields
-
-
 def tiny_source_rows(source: Mapping[str, Any], dataset_template: Any, n: int = TINY_ROWS) -> list[dict[str, Any]]:
     """Rows with every column a source's config reads, in values its rules keep."""
     columns: Mapping[str, str] = source.get("columns") or {}
     template = source.get("template", dataset_template)
-    fields = _template_fields(template) or {"instruction", "input", "output"}
+    fields = set(template_fields(template))
     min_k = 0
     group_cols: set[str] = set()
     for rule in source.get("rules") or []:
@@ -233,9 +219,7 @@ def _tiny_datasets(datasets: dict[str, Any], data_dir: Path) -> None:
     for name, mix in datasets.items():
         for source in mix["sources"]:
             path = data_dir / f"{name}__{source['name']}.jsonl"
-            rows = tiny_source_rows(source, mix.get("template", "alpaca_ja"))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+            write_jsonl(path, tiny_source_rows(source, mix.get("template", "alpaca_ja")))
             for key in ("hub", "hub_config", "split"):
                 source.pop(key, None)
             source["path"] = str(path)

@@ -16,55 +16,20 @@ from jaflow.errors import ConfigError
 from jaflow.io import sha256_tree, verify_checksums
 from jaflow.merge import merge_moe
 
-TEXTS = ["これはテストです。", "日本語の文章を書きます。", "質問に答えてください。", "数学の問題を解く。",
-         "物語を書いてください。", "コードを書く。", "ポジティブ", "ネガティブ"]
-
-
-def build_tiny_tokenizer(out_dir: Path, texts: list[str] = TEXTS, vocab_size: int = 300) -> Path:
-    """A small BPE tokenizer with byte fallback and bos/eos/unk/pad (until jaflow.tiny lands on main)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-    )
-    tok.train_from_iterator(texts * 5, trainer)
-    fast = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
-    )
-    fast.save_pretrained(out_dir)
-    return out_dir
-
-
-def build_tiny_llama(tokenizer_dir: Path, out_dir: Path, *, seed: int, hidden_size: int = 32,
-                     num_layers: int = 2, intermediate_size: int = 64, arch: str = "llama") -> Path:
-    tok = transformers.AutoTokenizer.from_pretrained(tokenizer_dir)
-    cls = {"llama": transformers.LlamaConfig, "mistral": transformers.MistralConfig}[arch]
-    config = cls(
-        vocab_size=len(tok), hidden_size=hidden_size, num_hidden_layers=num_layers,
-        num_attention_heads=4, num_key_value_heads=4, intermediate_size=intermediate_size,
-        max_position_embeddings=128, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id, tie_word_embeddings=False,
-    )
-    torch.manual_seed(seed)
-    transformers.AutoModelForCausalLM.from_config(config).save_pretrained(out_dir)
-    tok.save_pretrained(out_dir)
-    return out_dir
-
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> dict[str, Path]:
-    """Four distinct tiny Llamas (one tokenizer) plus misfits: other hidden size, other vocab."""
-    root = tmp_path_factory.mktemp("tiny")
-    tok = build_tiny_tokenizer(root / "tokenizer")
-    models = {f"llama{i}": build_tiny_llama(tok, root / f"llama{i}", seed=i) for i in range(4)}
-    models["wide"] = build_tiny_llama(tok, root / "wide", seed=9, hidden_size=48)
-    models["deep"] = build_tiny_llama(tok, root / "deep", seed=9, num_layers=3)
-    other_tok = build_tiny_tokenizer(root / "other_tokenizer", TEXTS + ["別の語彙で学習した。"], vocab_size=320)
-    models["other_vocab"] = build_tiny_llama(other_tok, root / "other_vocab", seed=9)
-    models["mistral"] = build_tiny_llama(tok, root / "mistral", seed=9, arch="mistral")
+def tiny(tiny_model, tiny_tokenizer_dir, tmp_path_factory) -> dict[str, Path]:
+    """Four distinct tiny Llamas on one tokenizer, plus misfits that must be refused."""
+    from jaflow.tiny import build_model, build_tokenizer, template_texts
+
+    root = tmp_path_factory.mktemp("merge_tiny")
+    models = {"llama0": tiny_model("llama")}
+    models |= {f"llama{i}": build_model("llama", tiny_tokenizer_dir, root / f"llama{i}", seed=i) for i in (1, 2, 3)}
+    models["wide"] = build_model("llama", tiny_tokenizer_dir, root / "wide", hidden_size=96, seed=9)
+    models["deep"] = build_model("llama", tiny_tokenizer_dir, root / "deep", num_layers=3, seed=9)
+    build_tokenizer(template_texts() + ["別の語彙で学習したトークナイザー。"], root / "other_tokenizer", vocab_size=420)
+    models["other_vocab"] = build_model("llama", root / "other_tokenizer", root / "other_vocab", seed=9)
+    models["mistral"] = tiny_model("mistral")
     models["swapped_ids"] = retokenize(models["llama3"], root / "swapped_ids", swap_ids)
     models["other_eos"] = retokenize(models["llama3"], root / "other_eos", other_eos)
     return models
@@ -136,7 +101,7 @@ def test_random_merge_of_four_experts_loads_generates_and_keeps_each_expert(tiny
     merged = model.state_dict()
     for e, name in enumerate(names):
         src = load_file(tiny[name] / "model.safetensors")
-        for layer in range(2):
+        for layer in range(4):
             p = f"model.layers.{layer}.mlp."
             gate_up = torch.cat([src[p + "gate_proj.weight"], src[p + "up_proj.weight"]]).bfloat16()
             assert torch.equal(merged[f"{p}experts.gate_up_proj"][e], gate_up)
@@ -182,10 +147,10 @@ def test_same_seed_gives_identical_weights_and_another_seed_other_router(tiny, t
     assert torch.equal(wa["model.layers.0.mlp.experts.down_proj"], wc["model.layers.0.mlp.experts.down_proj"])
 
 
-PROMPTS = {
-    "llama1": ["数学の問題を解く。", "質問に答えてください。"],
-    "llama2": ["物語を書いてください。"],
-    "llama3": ["コードを書く。", "これはテストです。"],
+PROMPTS = {  # `hidden` reads each prompt's last token: end them differently
+    "llama1": ["次の足し算の答えを数字で書いて", "数学の問題"],
+    "llama2": ["物語を書いてください"],
+    "llama3": ["挨拶して", "こんにちは"],
 }
 
 
@@ -196,19 +161,19 @@ def test_prompt_gates_route_by_positive_prompts(tiny, tmp_path, gate_mode):
     model, _ = load_and_generate(out)
     assert model.config.num_local_experts == 3 and model.config.num_experts_per_tok == 2
 
-    gates = [model.state_dict()[f"model.layers.{i}.mlp.gate.weight"].float() for i in range(2)]
+    gates = [model.state_dict()[f"model.layers.{i}.mlp.gate.weight"].float() for i in range(4)]
     for g in gates:  # one unit-norm row per expert, each from its own prompts
         assert torch.allclose(g.norm(dim=-1), torch.ones(3), atol=1e-2)
         assert not torch.allclose(g[0], g[1]) and not torch.allclose(g[1], g[2])
     if gate_mode == "cheap_embed":  # summed prompt embeddings: the same rows in every layer
-        assert torch.equal(gates[0], gates[1])
+        assert all(torch.equal(gates[0], g) for g in gates)
         tok = transformers.AutoTokenizer.from_pretrained(tiny["llama0"])
         embed = load_file(tiny["llama0"] / "model.safetensors")["model.embed_tokens.weight"]
         ids = [i for p in PROMPTS["llama2"] for i in tok(tok.bos_token + p, add_special_tokens=False).input_ids]
         expected = embed[ids].sum(0)
         assert torch.allclose(gates[0][1], (expected / expected.norm()).bfloat16().float(), atol=1e-2)
     else:  # hidden states of the base: a different row per layer
-        assert not torch.allclose(gates[0], gates[1])
+        assert not any(torch.allclose(gates[0], g) for g in gates[1:])
     assert json.loads((out / "merge.json").read_text())["mergekit_config"]["experts"][0]["positive_prompts"] == PROMPTS["llama1"]
 
 

@@ -231,3 +231,21 @@ def test_failure_inside_mergekit_leaves_no_output(tiny, tmp_path):
     with pytest.raises(Exception):  # noqa: B017 - whatever mergekit raises, nothing may be left behind
         merge_moe(s, out)
     assert nothing_written(out)
+
+
+def test_seed_004_hub_experts_make_a_valid_mergekit_config_without_touching_the_hub():
+    """Seed 004: Swallow-7b-hf base, four hub experts, gate_mode random (mergekit downloads them itself)."""
+    from mergekit.moe.config import MoEMergeConfig
+
+    from jaflow.merge import check_spec, mergekit_config
+
+    hub = ["tokyotech-llm/Swallow-7b-instruct-hf", "nitky/Superswallow-7b-v0.1",
+           "nitky/Superswallow-7b-v0.2", "nitky/Superswallow-7b-v0.3"]
+    s = {"name": "swallow_moe", "base": dict(hf("tokyotech-llm/Swallow-7b-hf"), model="swallow"),
+         "experts": [{"model": h.split("/")[1], "hf": hf(h)} for h in hub],
+         "gate_mode": "random", "experts_per_token": 2, "dtype": "bfloat16"}
+    check_spec(s)  # offline: nothing here downloads
+    parsed = MoEMergeConfig.model_validate(mergekit_config(s))
+    assert parsed.base_model.model.path == "tokyotech-llm/Swallow-7b-hf" and parsed.base_model.lora is None
+    assert [e.source_model.model.path for e in parsed.experts] == hub
+    assert parsed.architecture == "Mixtral" and parsed.dtype == "bfloat16" and parsed.experts_per_token == 2

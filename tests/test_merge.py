@@ -217,6 +217,10 @@ def test_mergekit_refusals_become_config_errors(tiny, tmp_path):
     with pytest.raises(ConfigError, match="prompts are identical"):
         same = {"llama1": ["同じ"], "llama2": ["同じ"]}
         merge_moe(spec(tiny, ["llama1", "llama2"], gate_mode="cheap_embed", prompts=same), tmp_path / "moe")
+    with pytest.raises(ConfigError, match="All of your expert models are the same"):
+        s = spec(tiny, ["llama1", "llama2"], gate_mode="cheap_embed", prompts=PROMPTS)
+        s["experts"][1]["hf"] = s["experts"][0]["hf"]
+        merge_moe(s, tmp_path / "moe")
     assert nothing_written(tmp_path / "moe")
 
 

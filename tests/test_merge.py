@@ -253,3 +253,11 @@ def test_seed_004_hub_experts_make_a_valid_mergekit_config_without_touching_the_
     assert parsed.base_model.model.path == "tokyotech-llm/Swallow-7b-hf" and parsed.base_model.lora is None
     assert [e.source_model.model.path for e in parsed.experts] == hub
     assert parsed.architecture == "Mixtral" and parsed.dtype == "bfloat16" and parsed.experts_per_token == 2
+
+
+def test_base_outside_mixtral_inputs_is_refused(tiny, tiny_model, tmp_path):
+    s = spec(tiny, ["llama1", "llama2"])
+    s["base"] = dict(hf(tiny_model("gpt_neox")), model="neox")
+    with pytest.raises(ConfigError, match=r"models\.moe\.base: model 'neox' .* model_type='gpt_neox'"):
+        merge_moe(s, tmp_path / "moe")
+    assert nothing_written(tmp_path / "moe")

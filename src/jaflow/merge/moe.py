@@ -92,8 +92,9 @@ def check_spec(spec: dict[str, Any]) -> None:
         for e, ref in zip(spec["experts"], experts, strict=True):
             if not e.get("positive_prompts"):
                 raise ConfigError(
-                    f"{where}.{ref.role}.positive_prompts: expert {ref} has none, but gate_mode "
-                    f"'{gate_mode}' builds its router from them; give each expert its prompts"
+                    f"{where}.{ref.role}.positive_prompts: expert {ref} has none, but mergekit-moe "
+                    f"needs them for every expert with gate_mode '{gate_mode}' (only 'random' goes "
+                    "without): they are what the router learns to send to this expert"
                 )
     with _collect_errors() as errors:
         bad = is_bad_config(MoEMergeConfig.model_validate(mergekit_config(spec)))

@@ -283,32 +283,45 @@ def test_tiny_card_dry_run_has_the_card_jobs(card, tmp_path):
 # -- end to end on the tiny world -------------------------------------------------------------
 
 
-def _build_tiny_bases(card_config: dict, tiny: dict, workdir: Path) -> None:
-    """One tiny model per base model, each from its own seed (mergekit refuses identical
-    experts), with the tokenizer the workflow's tiny world builds."""
+def _build_tiny_bases(card_config: dict, tiny: dict, tokenizer_dir: Path) -> None:
+    """One tiny model per base model, of the hub model's family, each from its own seed
+    (mergekit refuses identical experts)."""
     from jaflow.tiny import build_model
 
-    proc = snakemake(["results/tiny/tokenizer", "--cores", "1", "--configfile", str(workdir / "tiny.yaml")], workdir)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    sizes = tiny.get("tiny") or {}
     for i, (name, path) in enumerate(base_models(tiny).items()):
-        build_model(
-            tiny_arch(base_models(card_config)[name]), workdir / "results/tiny/tokenizer", path,
-            hidden_size=sizes.get("hidden_size", 64), num_layers=sizes.get("num_layers", 4),
-            num_heads=sizes.get("num_heads", 4), intermediate_size=sizes.get("intermediate_size", 128), seed=i,
-        )
+        build_model(tiny_arch(base_models(card_config)[name]), tokenizer_dir, path, seed=i)
+
+
+def _write(config: dict, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_tiny_card_merges_like_the_card(tmp_path, tiny_tokenizer_dir):
+    """Seed 004's merge node, on five distinct tiny Llamas: a 4-expert Mixtral, random gates."""
+    card_config = load_card("swallow_moe_4x7b_lisa")
+    tiny = _tiny_config("swallow_moe_4x7b_lisa", tmp_path)
+    _build_tiny_bases(card_config, tiny, tiny_tokenizer_dir)
+    configfile = _write(tiny, tmp_path / "tiny.yaml")
+    proc = snakemake(["results/models/swallow-moe-4x7b", "--cores", "1", "--configfile", str(configfile)], tmp_path)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    merge = json.loads((tmp_path / "results/models/swallow-moe-4x7b/merge.json").read_text())
+    assert merge["architecture"] == "MixtralForCausalLM"
+    assert merge["num_local_experts"] == 4 and merge["num_experts_per_tok"] == 2
+    assert merge["mergekit_config"]["gate_mode"] == "random"
+    assert merge["base"] == "swallow-7b"
+    assert merge["experts"] == card_config["models"]["swallow-moe-4x7b"]["experts"]
 
 
 @pytest.mark.workflow
 @pytest.mark.parametrize("card", CARDS)
-def test_tiny_card_runs_end_to_end(card, tmp_path):
+def test_tiny_card_runs_end_to_end(card, tmp_path, tiny_tokenizer_dir):
     """The card's config with tiny parts runs through real snakemake: sampling, training,
     selection, merge, JGLUE, MT-Bench and reports, and writes every target."""
     card_config = load_card(card)
     tiny = _tiny_config(card, tmp_path)
-    configfile = tmp_path / "tiny.yaml"
-    configfile.write_text(yaml.safe_dump(tiny, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    _build_tiny_bases(card_config, tiny, tmp_path)
+    configfile = _write(tiny, tmp_path / "tiny.yaml")
+    _build_tiny_bases(card_config, tiny, tiny_tokenizer_dir)
     proc = snakemake(["--cores", "2", "--configfile", str(configfile)], tmp_path, timeout=1800)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     config = prepare_config(yaml.safe_load(configfile.read_text(encoding="utf-8")))

@@ -36,25 +36,25 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 EXPECTED_JOBS = {
     "openorca_stx": {
         "sample_dataset": 1, "train": 1, "select_checkpoint": 1, "jglue": 3, "report": 1,
-        "merge_moe": 0, "mtbench_answer": 0, "mtbench_judge": 0, "user_data": 1,
+        "merge_moe": 0, "mtbench_answer": 0, "mtbench_judge": 0,
     },
     "rinna_japanese_3.6b_sft": {
         "sample_dataset": 0, "train": 0, "select_checkpoint": 0, "jglue": 3, "report": 1,
-        "merge_moe": 0, "mtbench_answer": 0, "mtbench_judge": 0, "user_data": 0,
+        "merge_moe": 0, "mtbench_answer": 0, "mtbench_judge": 0,
     },
     "rinna_bilingual_4b_sft": {
         # 5 models x jglue6 + the SFT model's Open LLM suite
         "sample_dataset": 0, "train": 0, "select_checkpoint": 0, "jglue": 6, "report": 1,
-        "merge_moe": 0, "mtbench_answer": 0, "mtbench_judge": 0, "user_data": 0,
+        "merge_moe": 0, "mtbench_answer": 0, "mtbench_judge": 0,
     },
     "weblab_10b_sft": {
         "sample_dataset": 1, "train": 1, "select_checkpoint": 1, "jglue": 3, "report": 1,
-        "merge_moe": 0, "mtbench_answer": 0, "mtbench_judge": 0, "user_data": 1,
+        "merge_moe": 0, "mtbench_answer": 0, "mtbench_judge": 0,
     },
     "swallow_moe_4x7b_lisa": {
         # one merge, one LISA run; JGLUE of 4 experts + merge + LISA; MT-Bench of 5
         "sample_dataset": 1, "train": 1, "select_checkpoint": 1, "merge_moe": 1, "jglue": 6,
-        "mtbench_answer": 5, "mtbench_judge": 5, "report": 1, "user_data": 2,
+        "mtbench_answer": 5, "mtbench_judge": 5, "report": 1,
     },
 }
 # Files the user supplies (not on the hub): the dry run lists a user_data job for each.
@@ -134,12 +134,16 @@ def test_card_dry_run_lists_the_expected_jobs(card, tmp_path):
     assert counts["all"] == 1
     assert not [r for r in counts if r.startswith("tiny")], "a card config must not use the tiny world"
     user_files = set(re.findall(r"rule user_data:\n\s+output: (\S+)", out))
-    assert user_files == USER_FILES.get(card, set())
+    expected_files = set(USER_FILES.get(card, set()))
+    if "jglue_data" in counts:  # the JGLUE stage reads jglue.data_dir as an input
+        expected_files.add(load_card(card)["jglue"]["data_dir"])
+    assert user_files == expected_files
+    assert counts.get("user_data", 0) == len(expected_files)
     assert not (tmp_path / "results").exists()  # a dry run writes nothing
 
 
 def test_user_supplied_files_are_not_jobs_once_present(tmp_path):
-    for path in USER_FILES["swallow_moe_4x7b_lisa"]:
+    for path in USER_FILES["swallow_moe_4x7b_lisa"] | {"data/jglue-v1.1/README"}:
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text("{}\n")
     counts, _ = dry_run(EXPERIMENTS / "swallow_moe_4x7b_lisa.yaml", tmp_path)

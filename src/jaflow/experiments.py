@@ -117,9 +117,10 @@ TINY_ARCH_BY_PREFIX = {
     "mistralai/": "mistral",
 }
 
-# JGLUE tasks the tiny world writes (results/tiny/jglue/); other tasks of a suite are dropped
-# from the tiny run, and a suite left empty evaluates marc_ja instead.
-TINY_JGLUE_TASKS = ("jsquad", "jcommonsenseqa", "jnli", "marc_ja")
+# JGLUE families the tiny world writes (jaflow.tiny.jglue.write_tiny_jglue); other tasks of a
+# suite (lm-eval's English ones) are dropped from the tiny run, and a suite left empty
+# evaluates marc_ja instead.
+TINY_JGLUE_TASKS = ("jsquad", "jcommonsenseqa", "jnli", "marc_ja", "jaqket_v2", "xlsum_ja", "xwinograd_ja", "mgsm")
 
 TINY_ROWS = 16  # rows of each generated source file
 TINY_TRAIN = {

@@ -57,13 +57,22 @@ EXPECTED_JOBS = {
         "mtbench_answer": 5, "mtbench_judge": 5, "report": 1,
     },
 }
-# Files the user supplies (not on the hub): the dry run lists a user_data job for each.
-USER_FILES = {
+# Files the user supplies (not on the hub), under data/: the dry run lists a user_data job for
+# each one a rule takes as an input. REQUIRED are inputs already; the JGLUE data directory and
+# the MT-Bench reference and judge-prompt files become inputs with their stages.
+JGLUE_DIR = "data/jglue-v1.1"
+USER_FILES_REQUIRED = {
     "openorca_stx": {"data/stx/tydiqa_ja.jsonl"},
     "weblab_10b_sft": {"data/weblab/alpaca_cleaned_ja.json"},
     "swallow_moe_4x7b_lisa": {
         "data/ichikara-instruction/ichikara-instruction.jsonl",
         "data/japanese_mt_bench/question_full.jsonl",
+    },
+}
+USER_FILES_LATER = {
+    "swallow_moe_4x7b_lisa": {
+        "data/japanese_mt_bench/reference_answer/gpt-4.jsonl",
+        "data/japanese_mt_bench/judge_ja_prompts.jsonl",
     },
 }
 CARDS = sorted(EXPECTED_JOBS)
@@ -134,16 +143,16 @@ def test_card_dry_run_lists_the_expected_jobs(card, tmp_path):
     assert counts["all"] == 1
     assert not [r for r in counts if r.startswith("tiny")], "a card config must not use the tiny world"
     user_files = set(re.findall(r"rule user_data:\n\s+output: (\S+)", out))
-    expected_files = set(USER_FILES.get(card, set()))
-    if "jglue_data" in counts:  # the JGLUE stage reads jglue.data_dir as an input
-        expected_files.add(load_card(card)["jglue"]["data_dir"])
-    assert user_files == expected_files
-    assert counts.get("user_data", 0) == len(expected_files)
+    required = USER_FILES_REQUIRED.get(card, set())
+    assert required <= user_files <= required | USER_FILES_LATER.get(card, set()) | {JGLUE_DIR}
+    assert load_card(card)["jglue"]["data_dir"] == JGLUE_DIR
+    assert counts.get("user_data", 0) == len(user_files)
     assert not (tmp_path / "results").exists()  # a dry run writes nothing
 
 
 def test_user_supplied_files_are_not_jobs_once_present(tmp_path):
-    for path in USER_FILES["swallow_moe_4x7b_lisa"] | {"data/jglue-v1.1/README"}:
+    card = "swallow_moe_4x7b_lisa"
+    for path in USER_FILES_REQUIRED[card] | USER_FILES_LATER[card] | {f"{JGLUE_DIR}/README"}:
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text("{}\n")
     counts, _ = dry_run(EXPERIMENTS / "swallow_moe_4x7b_lisa.yaml", tmp_path)

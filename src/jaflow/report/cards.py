@@ -1,0 +1,167 @@
+"""Model cards: README.md with model-index YAML front matter, in the style of the seed cards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from jaflow.errors import DataError
+from jaflow.graph import BaseModel, MergedModel, ModelGraph, TrainedModel
+from jaflow.io import sha256_file
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+COUNT_KEYS = ("count", "n", "rows", "n_rows", "kept", "size")
+
+
+def model_facts(graph: ModelGraph, config: dict[str, Any], names: list[str]) -> dict[str, dict[str, Any]]:
+    """What a card says about each trained or merged model, from the config and graph (JSON-safe)."""
+    facts: dict[str, dict[str, Any]] = {}
+    for name in names:
+        if name not in graph.nodes:
+            continue
+        node = graph[name]
+        # base models: the pretrained checkpoints every lineage of this model starts from
+        bases = sorted({graph[a].pretrained for a in graph.ancestors(name) if isinstance(graph[a], BaseModel)})
+        if isinstance(node, TrainedModel):
+            ds = config["datasets"].get(node.dataset, {})
+            facts[name] = {
+                "kind": "trained", "from": node.parent, "base_models": bases, "method": node.method,
+                "dataset": node.dataset, "template": ds.get("template"),
+                "sources": [{k: s[k] for k in ("name", "hub", "path") if k in s} for s in ds.get("sources", [])],
+                "train": dict(node.train), "select": dict(node.select), "chat_format": graph.chat_format(name),
+                "adapter": graph.is_adapter(name),
+            }
+        elif isinstance(node, MergedModel):
+            facts[name] = {
+                "kind": "merged", "base": node.base, "experts": list(node.expert_names), "base_models": bases,
+                "gate_mode": node.gate_mode, "experts_per_token": node.experts_per_token, "dtype": node.dtype,
+                "chat_format": graph.chat_format(name),
+            }
+    return facts
+
+
+def weight_checksums(model_dir: str | Path) -> dict[str, str]:
+    """sha256 of the weight files: from `checksums.sha256` (sha256sum format) when present, else computed."""
+    model_dir = Path(model_dir)
+    listed = model_dir / "checksums.sha256"
+    if listed.exists():
+        out = {}
+        for lineno, line in enumerate(listed.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            digest, _, name = line.strip().partition(" ")
+            name = name.strip().lstrip("*")
+            if len(digest) != 64 or not name:
+                raise DataError(f"{listed}:{lineno}: expected '<sha256>  <file>', got {line!r}")
+            out[name] = digest
+        return dict(sorted((k, v) for k, v in out.items() if k.endswith(WEIGHT_SUFFIXES)) or sorted(out.items()))
+    files = sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
+    return {p.relative_to(model_dir).as_posix(): sha256_file(p) for p in files}
+
+
+def manifest_counts(manifest: dict[str, Any]) -> list[tuple[str, int | None]]:
+    """(source, rows) pairs from a dataset manifest, tolerant of a list or a mapping of sources."""
+    sources = manifest.get("sources", [])
+    out: list[tuple[str, int | None]] = []
+    items = sources.items() if isinstance(sources, dict) else ((s.get("name", "?"), s) for s in sources)
+    for name, s in items:
+        if isinstance(s, dict):
+            n = next((s[k] for k in COUNT_KEYS if isinstance(s.get(k), int)), None)
+        else:
+            n = s if isinstance(s, int) else None
+        out.append((str(name), n))
+    return out
+
+
+def model_index(name: str, jglue: pd.DataFrame, mtbench: pd.DataFrame, turn: str = "1") -> list[dict[str, Any]]:
+    """The `model-index` block (Hugging Face card metadata) with every score of this model."""
+    results = []
+    for _, r in jglue[jglue["model"] == name].iterrows():
+        label = "-".join(str(x) for x in (r["task"], r["task_version"], r["template"]) if str(x) not in ("", "nan"))
+        args = {} if pd.isna(r["num_fewshot"]) else {"num_few_shot": int(r["num_fewshot"])}
+        results.append({
+            "task": {"type": "text-generation", "name": "Text Generation"},
+            "dataset": {"name": f"JGLUE {label}", "type": str(r["task"]), "split": "validation", **({"args": args} if args else {})},
+            "metrics": [{"type": str(r["metric"]), "value": float(r["value"]), "name": str(r["metric"])}],
+            "source": {"name": "jaflow", "url": "https://github.com/Stability-AI/lm-evaluation-harness"},
+        })
+    mt = mtbench[(mtbench["model"] == name) & (mtbench["turn"] == turn)]
+    if not mt.empty:
+        metrics = [{"type": c, "value": float(s), "name": c} for c, s in zip(mt["category"], mt["score"], strict=True)]
+        metrics.append({"type": "avg_score", "value": float(mt["score"].mean()), "name": "avg_score"})
+        results.append({
+            "task": {"type": "text-generation", "name": "Text Generation"},
+            "dataset": {"name": f"Japanese MT-Bench (turn {turn})", "type": "japanese_mt_bench"},
+            "metrics": metrics,
+            "source": {"name": "jaflow", "url": "https://github.com/Stability-AI/FastChat/tree/jp-stable/fastchat/llm_judge"},
+        })
+    return [{"name": name, "results": results}]
+
+
+def _prompt_example(template: Any) -> str | None:
+    if template is None:
+        return None
+    from jaflow.data.templates import get_template
+
+    try:
+        return get_template(template).render({"instruction": "{instruction}", "input": "", "output": ""}).prompt
+    except Exception:  # a custom template may need fields we do not know; the card then omits it
+        return None
+
+
+def render_card(name: str, facts: dict[str, Any], *, jglue: pd.DataFrame, mtbench: pd.DataFrame,
+                tables: list[str], radar: str | None, checksums: dict[str, str],
+                manifest: dict[str, Any] | None, selection: dict[str, Any] | None,
+                merge: dict[str, Any] | None, turn: str = "1") -> str:
+    """The README.md text of one model card."""
+    hub_sets = [s["hub"] for s in facts.get("sources", []) if "hub" in s]
+    meta: dict[str, Any] = {
+        "base_model": facts.get("base_models", []),
+        "library_name": "peft" if facts.get("adapter") else "transformers",
+        "tags": ["jaflow", facts.get("method") or "merge"] + (["moe"] if facts["kind"] == "merged" else []),
+        **({"datasets": hub_sets} if hub_sets else {}),
+        "language": ["ja"],
+        "model-index": model_index(name, jglue, mtbench, turn),
+    }
+    front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False)
+    out = [f"---\n{front}---\n", f"# {name}\n"]
+    if facts["kind"] == "trained":
+        out.append(f"{facts['method'].upper()} fine-tune of `{facts['from']}` "
+                   f"(base: {', '.join(f'`{b}`' for b in facts['base_models'])}) on the dataset mix `{facts['dataset']}`.\n")
+        out.append("## Datasets\n")
+        counts = manifest_counts(manifest or {})
+        if counts:
+            out += ["| source | rows |", "|---|---|"] + [f"| {s} | {'-' if n is None else n} |" for s, n in counts]
+            total = sum(n for _, n in counts if n is not None)
+            out.append(f"\nTotal: {total} rows" + (f" (seed {manifest['seed']})" if manifest and "seed" in manifest else "") + ".\n")
+        else:
+            out += [f"- {s.get('hub') or s.get('path') or s['name']}" for s in facts.get("sources", [])] + [""]
+        out.append("## Prompt format\n")
+        example = _prompt_example(facts.get("template"))
+        out.append(f"Template `{facts.get('template')}`" + (":\n\n```\n" + example + "\n```\n" if example else ".\n"))
+        out.append("## Training\n")
+        out += [f"- {k}: {v}" for k, v in facts["train"].items()] or ["- defaults of jaflow's schema"]
+        if selection:
+            out.append(f"\nSelected checkpoint: step {selection.get('step')} "
+                       f"({selection.get('metric')} = {selection.get('value')}, mode {selection.get('mode', 'min')}).\n")
+        else:
+            out.append("")
+    else:
+        out.append(f"Mixture of experts merged with mergekit-moe from base `{facts['base']}` and experts "
+                   f"{', '.join(f'`{e}`' for e in facts['experts'])} (gate_mode={facts['gate_mode']}, "
+                   f"experts_per_token={facts['experts_per_token']}, dtype={facts['dtype']}).\n")
+        if merge and merge.get("config"):
+            out += ["## Merge config\n", "```yaml", yaml.safe_dump(merge["config"], allow_unicode=True, sort_keys=False).rstrip(), "```\n"]
+    out.append("## Evaluation\n")
+    out += tables or ["No evaluation results in this report.\n"]
+    if radar:
+        out.append(f"![MT-Bench radar chart](./{radar})\n")
+    out.append("## Files\n")
+    if checksums:
+        out += ["| file | sha256 |", "|---|---|"] + [f"| {f} | `{h}` |" for f, h in checksums.items()] + [""]
+    else:
+        out.append("No weight files found.\n")
+    return "\n".join(out)

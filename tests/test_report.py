@@ -1,0 +1,291 @@
+"""Report stage: tables from fixed score files, plots, paired bootstrap, model cards."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from jaflow.errors import ConfigError, DataError
+from jaflow.report import cards, load, plots
+from jaflow.report.build import build_report
+from jaflow.report.stats import paired_bootstrap
+from jaflow.report.tables import build_table, format_number
+
+DATA = Path(__file__).parent / "data" / "report"
+
+SEED004_LABELS = {
+    "swallow_instruct": "Swallow-7b-instruct-hf",
+    "superswallow_v01": "Superswallow-7b-v0.1",
+    "superswallow_v02": "Superswallow-7b-v0.2",
+    "superswallow_v03": "Superswallow-7b-v0.3",
+    "moe_base": "This model without fine-tuning",
+    "moe_lisa": "This model",
+}
+SEED004_INFO = {m: {"Size": "4x7B" if m.startswith("moe") else "7B"} for m in SEED004_LABELS}
+
+# Seed 004's tables as the card prints them (markdown rows, card text verbatim).
+SEED004_MTBENCH = """\
+|Model|Size|Coding|Extraction|Humanities|Math|Reasoning|Roleplay|STEM|Writing|avg_score|
+|---|---|---|---|---|---|---|---|---|---|---|
+| Swallow-7b-instruct-hf | 7B | 2.0 | 4.6 | 5.4 | 1.7 | 2.8 | 5.0 | 5.9 | 6.9 | 4.2875 |
+| Superswallow-7b-v0.1 | 7B | 2.0 | 5.1 | 7.8 | 2.1 | 3.6 | 6.2 | 7.3 | 7.5 | 5.2000 |
+| Superswallow-7b-v0.2 | 7B | 2.2 | 5.8 | 6.7 | 2.5 | 4.3 | 5.5 | 6.6 | 5.8 | 4.9250 |
+| Superswallow-7b-v0.3 | 7B | 2.1 | 4.6 | 8.3 | 2.1 | 5.0 | 6.3 | 7.7 | 8.9 | 5.6250 |
+| **This model** | **4x7B** | **2.0** | **3.4** | **7.5** | **1.9** | **2.6** | **5.5** | **6.3** | **7.5** | **4.5875** |
+"""
+SEED004_JGLUE = """\
+|Model|Size|jsquad(exact_match)|jcommonsenseqa(acc)|jnli(acc)|marc_ja(acc)|average|
+|---|---|---|---|---|---|---|
+| Swallow-7b-instruct-hf | 7B | 0.757 | 0.831 | 0.212 | 0.945 | 0.686 |
+| Superswallow-7b-v0.1 | 7B | 0.441 | 0.846 | 0.374 | 0.966 | 0.657 |
+| Superswallow-7b-v0.2 | 7B | 0.722 | 0.846 | 0.381 | 0.964 | 0.728 |
+| Superswallow-7b-v0.3 | 7B | 0.721 | 0.850 | 0.362 | 0.964 | 0.724 |
+| **This model without fine-tuning** | **4x7B** | **0.674** | **0.809** | **0.333** | **0.952** | **0.692** |
+| **This model** | **4x7B** | **0.741** | **0.806** | **0.385** | **0.948** | **0.719** |
+"""
+SEED000_JGLUE = """\
+Model Name Open-Orca/OpenOrcaxOpenChat-Preview2-13B lightblue/openorca_stx
+jsquad-1.1-0.3 0.692 0.836
+jcommonsenseqa-1.1-0.3 0.831 0.782
+jnli-1.1-0.3 0.504 0.48
+marc_ja-1.1-0.3 0.936 0.959
+"""
+
+SEED004_JGLUE_SPEC = {
+    "name": "jglue",
+    "metric": "acc",
+    "info_columns": ["Size"],
+    "columns": [
+        {"task": "jsquad", "metric": "exact_match", "label": "jsquad(exact_match)"},
+        {"task": "jcommonsenseqa", "label": "jcommonsenseqa(acc)"},
+        {"task": "jnli", "label": "jnli(acc)"},
+        {"task": "marc_ja", "label": "marc_ja(acc)"},
+    ],
+    "averages": [{"label": "average"}],
+}
+SEED004_MTBENCH_SPEC = {"name": "mtbench", "source": "mtbench", "decimals": 1, "info_columns": ["Size"],
+                        "averages": [{"label": "avg_score", "decimals": 4}]}
+SEED000_SPEC = {
+    "name": "base_vs_tuned", "layout": "tasks_as_rows", "header": "Model Name", "metric": "acc",
+    "trailing_zeros": False,
+    "columns": [{"task": t, "label": "{task}-{task_version}-{template}", **({"metric": "exact_match"} if t == "jsquad" else {})}
+                for t in ("jsquad", "jcommonsenseqa", "jnli", "marc_ja")],
+}
+
+
+def md_cells(text: str) -> list[list[str]]:
+    """Markdown table rows as lists of cell texts (separator row dropped)."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.strip().splitlines()]
+    return [r for r in rows if not all(set(c) <= set("-:") for c in r)]
+
+
+@pytest.fixture(scope="module")
+def seed004():
+    mt = load.read_mtbench_scores(sorted((DATA / "seed004" / "mtbench").glob("*.csv")))
+    jg = load.read_jglue_scores(sorted(DATA.glob("seed004/jglue/*/*/scores.csv")))
+    return jg, mt
+
+
+def build004(spec, seed004, **kw):
+    jg, mt = seed004
+    return build_table(spec, jg, mt, list(SEED004_LABELS), labels=SEED004_LABELS, info=SEED004_INFO,
+                       highlight=["moe_lisa"] if spec["name"] == "mtbench" else ["moe_base", "moe_lisa"], **kw)
+
+
+def test_seed004_mtbench_table_matches_card(seed004):
+    table = build004(SEED004_MTBENCH_SPEC, seed004)
+    assert md_cells(table.to_markdown()) == md_cells(SEED004_MTBENCH)
+
+
+def test_seed004_jglue_table_matches_card_but_one_average(seed004):
+    """Every cell matches the card except "This model"'s average.
+
+    The card prints 0.719, but its own four values average to 0.7200, and any values that round
+    half-up to 0.741/0.806/0.385/0.948 average to at least 0.7195, so 0.719 cannot come from them.
+    The published-vs-reproduced rows show the discrepancy.
+    """
+    spec = dict(SEED004_JGLUE_SPEC, published={"moe_lisa": {"average": 0.719}})
+    got = md_cells(build004(spec, seed004).to_markdown())
+    want = md_cells(SEED004_JGLUE)
+    assert got[: len(want)][:-1] == want[:-1]
+    assert got[len(want) - 1][:-1] == want[-1][:-1]
+    assert (got[len(want) - 1][-1], want[-1][-1]) == ("**0.720**", "**0.719**")
+    assert got[-2] == ["This model (published)", "", "-", "-", "-", "-", "0.719"]
+    assert got[-1] == ["This model (Δ reproduced − published)", "", "-", "-", "-", "-", "+0.001"]
+    assert sum(float(c.strip("*")) for c in want[-1][2:6]) / 4 == pytest.approx(0.72)
+
+
+def test_seed000_base_vs_tuned_matches_card():
+    jg = load.read_jglue_scores(sorted(DATA.glob("seed000/jglue/*/*/scores.csv")))
+    labels = {"openorca": "Open-Orca/OpenOrcaxOpenChat-Preview2-13B", "openorca_stx": "lightblue/openorca_stx"}
+    table = build_table(SEED000_SPEC, jg, load.read_mtbench_scores([]), ["openorca", "openorca_stx"], labels=labels)
+    card = SEED000_JGLUE.splitlines()
+    assert md_cells(table.to_markdown()) == [["Model Name", *card[0].split(" ")[2:]]] + [r.split(" ") for r in card[1:]]
+    assert table.to_markdown() == (
+        "| Model Name | Open-Orca/OpenOrcaxOpenChat-Preview2-13B | lightblue/openorca_stx |\n"
+        "|---|---|---|\n"
+        "| jsquad-1.1-0.3 | 0.692 | 0.836 |\n"
+        "| jcommonsenseqa-1.1-0.3 | 0.831 | 0.782 |\n"
+        "| jnli-1.1-0.3 | 0.504 | 0.48 |\n"
+        "| marc_ja-1.1-0.3 | 0.936 | 0.959 |\n"
+    )
+
+
+def _write_scores(root: Path, model: str, values: dict[str, float], stderr: float | None = None) -> Path:
+    path = root / "jglue" / "s" / model / "scores.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [{"model": model, "task": t, "task_version": "1.1", "template": "0.3", "num_fewshot": 3,
+             "metric": "acc", "value": v, "stderr": stderr, "n": 100} for t, v in values.items()]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+WEBLAB = {  # seed 003's 8-task table, on the 0-1 scale of scores.csv
+    "sft": dict(zip(["jcommonsenseqa", "jnli", "marc_ja", "jsquad", "jaqket_v2", "xlsum_ja", "xwinograd_ja", "mgsm"],
+                    [0.7462, 0.6656, 0.9549, 0.7834, 0.6332, 0.2057, 0.7195, 0.02], strict=True)),
+    "base": dict(zip(["jcommonsenseqa", "jnli", "marc_ja", "jsquad", "jaqket_v2", "xlsum_ja", "xwinograd_ja", "mgsm"],
+                     [0.6658, 0.5374, 0.8207, 0.6294, 0.5619, 0.1003, 0.7195, 0.024], strict=True)),
+}
+
+
+def test_percent_table_with_average_first_compact_numbers_and_latex(tmp_path):
+    paths = [_write_scores(tmp_path, m, v, stderr=0.0123) for m, v in WEBLAB.items()]
+    spec = {"name": "ja8", "metric": "acc", "scale": 100, "decimals": 2, "trailing_zeros": False,
+            "columns": list(WEBLAB["sft"]), "averages": [{"label": "average", "position": "first"}]}
+    table = build_table(spec, load.read_jglue_scores(paths), load.read_mtbench_scores([]), ["sft", "base"])
+    assert table.to_markdown() == (
+        "| Model | average | jcommonsenseqa | jnli | marc_ja | jsquad | jaqket_v2 | xlsum_ja | xwinograd_ja | mgsm |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
+        "| sft | 59.11 | 74.62 | 66.56 | 95.49 | 78.34 | 63.32 | 20.57 | 71.95 | 2 |\n"
+        "| base | 50.74 | 66.58 | 53.74 | 82.07 | 62.94 | 56.19 | 10.03 | 71.95 | 2.4 |\n"
+    )
+    assert table.to_csv().splitlines()[1] == "sft,59.11,74.62,66.56,95.49,78.34,63.32,20.57,71.95,2"
+    tex = table.to_latex()
+    assert "\\toprule" in tex and "jcommonsenseqa & jnli & marc\\_ja" in tex
+    assert "sft & 59.11 & 74.62" in tex
+    # bold best and stderr
+    spec.update(bold_best=True, stderr=True, columns=["jnli", "xwinograd_ja"], averages=[])
+    table = build_table(spec, load.read_jglue_scores(paths), load.read_mtbench_scores([]), ["sft", "base"])
+    assert md_cells(table.to_markdown())[1:] == [
+        ["sft", "**66.56 ± 1.23**", "**71.95 ± 1.23**"],
+        ["base", "53.74 ± 1.23", "**71.95 ± 1.23**"],
+    ]
+    assert "\\textbf{66.56 $\\pm$ 1.23}" in table.to_latex()
+
+
+def test_averages_only_like_seed002(tmp_path):
+    six = ["jcommonsenseqa", "jnli", "marc_ja", "jsquad", "xwinograd_ja", "jaqket_v2"]
+    vals = {"sft": [0.50, 0.60, 0.90, 0.44, 0.65, 0.6114], "ppo": [0.52, 0.58, 0.88, 0.46, 0.66, 0.55]}
+    paths = [_write_scores(tmp_path, m, dict(zip(six, v, strict=True))) for m, v in vals.items()]
+    spec = {"name": "avg", "metric": "acc", "scale": 100, "decimals": 2, "columns": six, "show_columns": False,
+            "averages": [{"label": "4-task average accuracy", "over": six[:4]},
+                         {"label": "6-task average accuracy"}]}
+    table = build_table(spec, load.read_jglue_scores(paths), load.read_mtbench_scores([]), ["ppo", "sft"])
+    assert md_cells(table.to_markdown()) == [
+        ["Model", "4-task average accuracy", "6-task average accuracy"],
+        ["ppo", "61.00", "60.83"],
+        ["sft", "61.00", "61.69"],
+    ]
+
+
+def test_format_number_rounds_decimal_text():
+    assert format_number(0.7405, 3) == "0.741"  # binary 0.7405 is 0.74049999…
+    assert format_number(0.7405, 3, "half_even") == "0.740"
+    assert format_number(0.48, 3, trailing_zeros=False) == "0.48"
+    assert format_number(-0.0001, 3) == "0.000"
+    assert format_number(None, 3) == "-"
+
+
+def test_bad_inputs_name_file_and_line(tmp_path, seed004):
+    bad = tmp_path / "scores.csv"
+    bad.write_text("model,task,metric,value\nm,jnli,acc,0.5\nm,jsquad,exact_match,oops\n")
+    with pytest.raises(DataError, match=r"scores.csv:3: column 'value' is not a number"):
+        load.read_jglue_scores([bad])
+    bad.write_text("model,task,value\nm,jnli,0.5\n")
+    with pytest.raises(DataError, match=r"scores.csv:1: missing column\(s\) \['metric'\]"):
+        load.read_jglue_scores([bad])
+    with pytest.raises(ConfigError, match="no metric"):
+        build004({"name": "t", "columns": ["jnli"]}, seed004)
+    with pytest.raises(ConfigError, match="unknown column"):
+        build004(dict(SEED004_JGLUE_SPEC, published={"moe_lisa": {"avg": 0.7}}), seed004)
+
+
+def _png_ok(path: Path, min_w: int = 300, min_h: int = 200) -> None:
+    img = mpimg.imread(path)
+    h, w = img.shape[:2]
+    assert w >= min_w and h >= min_h, (w, h)
+    rgb = img[..., :3]
+    assert rgb.std() > 0.02, f"{path} looks blank"
+    assert (rgb < 0.5).mean() > 0.001, f"{path} has almost no dark pixels"
+
+
+def test_radar_training_and_sweep_plots(tmp_path, seed004):
+    _, mt = seed004
+    grid = mt[mt["turn"] == "1"].pivot_table(index="model", columns="category", values="score")
+    _png_ok(plots.radar(grid, list(grid.columns), tmp_path / "radar.png", title="MT-Bench"), 500, 500)
+
+    steps = np.arange(10, 210, 10)
+    hist = pd.DataFrame({"step": steps, "train_loss": 3 - np.log(steps) / 3,
+                         "eval_loss": np.where(steps % 50 == 0, 2.5 - np.log(steps) / 4, np.nan),
+                         "learning_rate": 2e-4})
+    lisa = pd.DataFrame({"step": np.repeat(steps, 2), "layer": np.tile([1, 3], len(steps))})
+    path = plots.training_curves(hist, tmp_path / "train.png", selected_step=150, lisa=lisa)
+    _png_ok(path, 600, 600)
+
+    values = pd.Series({f"sw~train.lora_r={r}~train.learning_rate={lr}": r / 64 + lr * 1000
+                        for r in (8, 16, 64) for lr in (1e-4, 2e-4)} | {"other": 0.3})
+    points = plots.sweep_frame(values, "sw")
+    assert len(points) == 6 and set(points.columns) == {"train.lora_r", "train.learning_rate", "value", "model"}
+    _png_ok(plots.sweep_lines(points, "average", tmp_path / "lines.png"))
+    _png_ok(plots.sweep_heatmap(points, "train.lora_r", "train.learning_rate", "average", tmp_path / "heat.png"))
+
+
+def test_plots_are_byte_identical_for_same_input(tmp_path, seed004):
+    _, mt = seed004
+    grid = mt.pivot_table(index="model", columns="category", values="score")
+    a = plots.radar(grid, list(grid.columns), tmp_path / "a.png")
+    b = plots.radar(grid, list(grid.columns), tmp_path / "b.png")
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_paired_bootstrap_significant_only_for_a_real_difference():
+    rng = np.random.default_rng(0)
+    idx = range(500)
+    a = pd.Series(rng.random(500) < 0.8, index=idx, dtype=float)
+    b = pd.Series(rng.random(500) < 0.6, index=idx, dtype=float)
+    r = paired_bootstrap(a, b, n_resamples=2000)
+    assert r.significant and r.p_value < 0.01 and r.ci_low > 0 and r.diff == pytest.approx(a.mean() - b.mean())
+    same = paired_bootstrap(a, a.copy(), n_resamples=2000)
+    assert not same.significant and same.p_value == 1.0 and same.diff == 0
+    # a tiny difference on few documents is not significant
+    c = a.copy()
+    c.iloc[0] = 1 - c.iloc[0]
+    assert not paired_bootstrap(a, c, n_resamples=2000).significant
+
+
+def test_samples_reader_accepts_lm_eval_logs(tmp_path):
+    path = tmp_path / "samples_jnli_2024-01-01T00-00-00.jsonl"
+    lines = [{"doc_id": 0, "acc": 1.0, "filter": "none", "doc": {}}, {"doc_id": 1, "metrics": {"acc": 0}},
+             {"doc_id": 0, "acc": 0.0, "filter": "other"}]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert load.find_samples(tmp_path / "scores.csv", "jnli") == path
+    assert load.find_samples(tmp_path / "scores.csv", "jn") is None
+    assert load.read_samples(path, "acc").to_dict() == {0: 1.0, 1: 0.0}
+    with pytest.raises(DataError, match=r"jsonl:1: no value for metric 'exact_match'"):
+        load.read_samples(path, "exact_match")
+
+
+def test_lisa_layers_reader(tmp_path):
+    p = tmp_path / "lisa_layers.csv"
+    p.write_text('step,layers\n0,"[1, 3]"\n20,2 0\n')
+    assert load.read_lisa_layers(p).values.tolist() == [[0, 1], [0, 3], [20, 2], [20, 0]]
+    p.write_text("step,layer\nx,1\n")
+    with pytest.raises(DataError, match="lisa_layers.csv:2: step is not a number"):
+        load.read_lisa_layers(p)

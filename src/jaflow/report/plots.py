@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -39,10 +40,11 @@ def radar(scores: pd.DataFrame, axes: Sequence[str], path: str | Path, *, title:
     n = len(axes)
     if n < 3:
         raise DataError(f"radar chart {path}: needs at least 3 axes, got {list(axes)}")
-    angles = [math.pi / 2 - 2 * math.pi * i / n for i in range(n)]
+    angles = [2 * math.pi * i / n for i in range(n)]
     fig = plt.figure(figsize=(6, 6))
     ax = fig.add_subplot(projection="polar")
-    ax.set_theta_offset(0)
+    ax.set_theta_offset(math.pi / 2)
+    ax.set_theta_direction(-1)
     closed = angles + angles[:1]
     top = vmax if vmax is not None else float(np.nanmax(scores[list(axes)].to_numpy(dtype=float))) * 1.1 or 1.0
     for model, row in scores.iterrows():
@@ -84,8 +86,13 @@ def training_curves(history: pd.DataFrame, path: str | Path, *, title: str = "",
         lr_ax.plot(rows["step"], rows["learning_rate"], color="tab:green")
     lr_ax.set_ylabel("learning rate")
     if panels == 3:
-        axes[2].scatter(lisa["step"], lisa["layer"], marker="s", s=12, color="tab:purple")
-        axes[2].set_ylabel("active layer (LISA)")
+        # a layer set stays active from its step until the next re-sampling
+        starts = sorted(lisa["step"].unique())
+        last = max(float(history["step"].max()), float(starts[-1]) + 1)
+        ends = dict(zip(starts, [*starts[1:], last], strict=True))
+        axes[2].hlines(lisa["layer"], lisa["step"], lisa["step"].map(ends), color="tab:purple", linewidth=6)
+        axes[2].yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        axes[2].set_ylabel("active layers (LISA)")
     axes[-1].set_xlabel("step")
     fig.tight_layout()
     return _save(fig, path)

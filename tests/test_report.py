@@ -289,3 +289,58 @@ def test_lisa_layers_reader(tmp_path):
     p.write_text("step,layer\nx,1\n")
     with pytest.raises(DataError, match="lisa_layers.csv:2: step is not a number"):
         load.read_lisa_layers(p)
+
+
+def test_weight_checksums_from_file_or_computed(tmp_path):
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"abc")
+    (tmp_path / "config.json").write_text("{}")
+    import hashlib
+
+    want = hashlib.sha256(b"abc").hexdigest()
+    assert cards.weight_checksums(tmp_path) == {"adapter_model.safetensors": want}
+    (tmp_path / "checksums.sha256").write_text(f"{'0' * 64}  model-00001.safetensors\n{'1' * 64} *config.json\n")
+    assert cards.weight_checksums(tmp_path) == {"model-00001.safetensors": "0" * 64}
+    (tmp_path / "checksums.sha256").write_text("nothex\n")
+    with pytest.raises(DataError, match=r"checksums.sha256:1:"):
+        cards.weight_checksums(tmp_path)
+
+
+def test_card_front_matter_is_yaml_with_model_index(seed004):
+    jg, mt = seed004
+    facts = {"kind": "merged", "base": "swallow", "experts": ["a", "b"], "base_models": ["tokyotech-llm/Swallow-7b-hf"],
+             "gate_mode": "random", "experts_per_token": 2, "dtype": "bfloat16"}
+    text = cards.render_card("moe_lisa", facts, jglue=jg, mtbench=mt, tables=[], radar="japanese_mt_bench.png",
+                             checksums={"model.safetensors": "ab" * 32}, manifest=None, selection=None,
+                             merge={"config": {"gate_mode": "random"}})
+    assert text.startswith("---\n")
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["base_model"] == ["tokyotech-llm/Swallow-7b-hf"] and "moe" in meta["tags"]
+    results = meta["model-index"][0]["results"]
+    assert meta["model-index"][0]["name"] == "moe_lisa"
+    jsquad = next(r for r in results if r["dataset"]["type"] == "jsquad")
+    assert jsquad["metrics"] == [{"type": "exact_match", "value": 0.741, "name": "exact_match"}]
+    assert jsquad["dataset"]["args"] == {"num_few_shot": 2}
+    mt_metrics = {m["type"]: m["value"] for m in next(r for r in results if r["dataset"]["type"] == "japanese_mt_bench")["metrics"]}
+    assert mt_metrics["avg_score"] == pytest.approx(4.5875) and mt_metrics["stem"] == 6.3
+    assert "![MT-Bench radar chart](./japanese_mt_bench.png)" in text and f"`{'ab' * 32}`" in text
+
+
+def test_method_hparams_keep_what_the_method_uses():
+    train = {"lora_r": 64, "bits": 4, "lisa_layers": 8, "learning_rate": 5e-5, "seed": None}
+    assert cards.method_hparams("lisa", train) == {"lisa_layers": 8, "learning_rate": 5e-5}
+    assert cards.method_hparams("qlora", train) == {"lora_r": 64, "bits": 4, "learning_rate": 5e-5}
+    assert cards.method_hparams("lora", train) == {"lora_r": 64, "learning_rate": 5e-5}
+
+
+def test_failed_report_leaves_nothing(tmp_path):
+    scores = DATA / "seed000/jglue/stx4/openorca/scores.csv"
+    out = tmp_path / "reports" / "r"
+    spec = {"tables": [{"name": "t", "metric": "acc", "columns": ["jnli"]}],
+            "bootstrap": {"table": "t", "pairs": [["openorca", "openorca"]]}}
+    with pytest.raises(DataError, match="no samples_jnli"):
+        build_report(spec, {"jglue": [str(scores)]}, out, models=["openorca"])
+    assert not out.exists() and list(out.parent.iterdir()) == []
+    spec.pop("bootstrap")
+    build_report(spec, {"jglue": [str(scores)]}, out, models=["openorca"])
+    assert (out / "tables" / "t.md").read_text().splitlines()[-1] == "| openorca | 0.504 |"
+    assert re.search(r"^# jaflow report", (out / "index.md").read_text())

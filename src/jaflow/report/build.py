@@ -14,7 +14,13 @@ from jaflow.errors import ConfigError, DataError
 from jaflow.io import atomic_path
 from jaflow.report import cards, load, plots
 from jaflow.report.stats import paired_bootstrap
-from jaflow.report.tables import MTBENCH_CATEGORIES, MTBENCH_RADAR_ORDER, Table, build_table, format_number
+from jaflow.report.tables import (
+    MTBENCH_CATEGORIES,
+    MTBENCH_RADAR_ORDER,
+    Table,
+    build_table,
+    format_number,
+)
 
 log = logging.getLogger("jaflow.report")
 

@@ -14,6 +14,19 @@ from jaflow.io import sha256_file
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 COUNT_KEYS = ("count", "n", "rows", "n_rows", "kept", "size")
+# hyper-parameters that only mean something for some methods
+METHOD_KEYS = {
+    "lora_": ("qlora", "lora"), "target_modules": ("qlora", "lora"), "bits": ("qlora",), "quant_type": ("qlora",),
+    "double_quant": ("qlora",), "compute_dtype": ("qlora",), "lisa_": ("lisa",),
+}
+
+
+def method_hparams(method: str, train: dict[str, Any]) -> dict[str, Any]:
+    """The training settings that apply to `method` (a LISA run has no LoRA rank)."""
+    def applies(key: str) -> bool:
+        return all(method in methods for prefix, methods in METHOD_KEYS.items() if key.startswith(prefix))
+
+    return {k: v for k, v in train.items() if applies(k) and v is not None}
 
 
 def model_facts(graph: ModelGraph, config: dict[str, Any], names: list[str]) -> dict[str, dict[str, Any]]:
@@ -143,7 +156,7 @@ def render_card(name: str, facts: dict[str, Any], *, jglue: pd.DataFrame, mtbenc
         example = _prompt_example(facts.get("template"))
         out.append(f"Template `{facts.get('template')}`" + (":\n\n```\n" + example + "\n```\n" if example else ".\n"))
         out.append("## Training\n")
-        out += [f"- {k}: {v}" for k, v in facts["train"].items()] or ["- defaults of jaflow's schema"]
+        out += [f"- {k}: {v}" for k, v in method_hparams(facts["method"], facts["train"]).items()]
         if selection:
             out.append(f"\nSelected checkpoint: step {selection.get('step')} "
                        f"({selection.get('metric')} = {selection.get('value')}, mode {selection.get('mode', 'min')}).\n")

@@ -67,12 +67,20 @@ def read_mtbench_scores(paths: Iterable[str | Path]) -> pd.DataFrame:
     for p in paths:
         df = _read_csv(p, ("model", "category", "turn", "score"), ("score", "stdev", "n", "n_failed", "n_errors"))
         df["category"] = df["category"].str.strip().str.lower()
-        df["turn"] = df["turn"].str.strip()
+        df["turn"] = df["turn"].str.strip().map(_turn_text)
         df["path"] = str(p)
         frames.append(df)
     if not frames:
         return pd.DataFrame(columns=[*MTBENCH_COLUMNS, "path"])
     return pd.concat(frames, ignore_index=True)
+
+
+def _turn_text(turn: str) -> str:
+    """'1', '1.0' -> '1' (turns compare as text so a non-numeric turn such as 'all' survives)."""
+    try:
+        return str(int(float(turn)))
+    except ValueError:
+        return turn
 
 
 def read_log_history(path: str | Path) -> pd.DataFrame:

@@ -88,6 +88,7 @@ class Table:
 
         cols = "l" + "r" * (len(self.header) - 1)
         lines = [
+            "% needs \\usepackage{booktabs}",
             "\\begin{table}[ht]",
             "\\centering",
             f"\\caption{{{latex_escape(self.title)}}}",

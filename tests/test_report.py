@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from jaflow.config import validate_config
 from jaflow.errors import ConfigError, DataError
 from jaflow.report import cards, load, plots
 from jaflow.report.build import build_report
@@ -19,16 +20,6 @@ from jaflow.report.stats import paired_bootstrap
 from jaflow.report.tables import build_table, format_number
 
 DATA = Path(__file__).parent / "data" / "report"
-
-SEED004_LABELS = {
-    "swallow_instruct": "Swallow-7b-instruct-hf",
-    "superswallow_v01": "Superswallow-7b-v0.1",
-    "superswallow_v02": "Superswallow-7b-v0.2",
-    "superswallow_v03": "Superswallow-7b-v0.3",
-    "moe_base": "This model without fine-tuning",
-    "moe_lisa": "This model",
-}
-SEED004_INFO = {m: {"Size": "4x7B" if m.startswith("moe") else "7B"} for m in SEED004_LABELS}
 
 # Seed 004's tables as the card prints them (markdown rows, card text verbatim).
 SEED004_MTBENCH = """\
@@ -58,26 +49,22 @@ jnli-1.1-0.3 0.504 0.48
 marc_ja-1.1-0.3 0.936 0.959
 """
 
-SEED004_JGLUE_SPEC = {
-    "name": "jglue",
-    "metric": "acc",
-    "info_columns": ["Size"],
-    "columns": [
-        {"task": "jsquad", "metric": "exact_match", "label": "jsquad(exact_match)"},
-        {"task": "jcommonsenseqa", "label": "jcommonsenseqa(acc)"},
-        {"task": "jnli", "label": "jnli(acc)"},
-        {"task": "marc_ja", "label": "marc_ja(acc)"},
-    ],
-    "averages": [{"label": "average"}],
-}
-SEED004_MTBENCH_SPEC = {"name": "mtbench", "source": "mtbench", "decimals": 1, "info_columns": ["Size"],
-                        "averages": [{"label": "avg_score", "decimals": 4}]}
-SEED000_SPEC = {
-    "name": "base_vs_tuned", "layout": "tasks_as_rows", "header": "Model Name", "metric": "acc",
-    "trailing_zeros": False,
-    "columns": [{"task": t, "label": "{task}-{task_version}-{template}", **({"metric": "exact_match"} if t == "jsquad" else {})}
-                for t in ("jsquad", "jcommonsenseqa", "jnli", "marc_ja")],
-}
+
+
+def seed_reports() -> dict:
+    """The seed cards' report specs, validated against config/schema.yaml (defaults filled)."""
+    config = {"reports": yaml.safe_load((DATA / "seed_reports.yaml").read_text())["reports"]}
+    return validate_config(config)["reports"]
+
+
+SEEDS = seed_reports()
+
+
+def seed_table(report: str, table: str, jglue: pd.DataFrame, mtbench: pd.DataFrame, **changes):
+    r = SEEDS[report]
+    spec = dict(next(t for t in r["tables"] if t["name"] == table), **changes)
+    return build_table(spec, jglue, mtbench, r["models"], labels=r["labels"], info=r["model_info"],
+                       highlight=r["highlight"])
 
 
 def md_cells(text: str) -> list[list[str]]:
@@ -93,14 +80,8 @@ def seed004():
     return jg, mt
 
 
-def build004(spec, seed004, **kw):
-    jg, mt = seed004
-    return build_table(spec, jg, mt, list(SEED004_LABELS), labels=SEED004_LABELS, info=SEED004_INFO,
-                       highlight=["moe_lisa"] if spec["name"] == "mtbench" else ["moe_base", "moe_lisa"], **kw)
-
-
 def test_seed004_mtbench_table_matches_card(seed004):
-    table = build004(SEED004_MTBENCH_SPEC, seed004)
+    table = seed_table("seed004", "mtbench", *seed004)
     assert md_cells(table.to_markdown()) == md_cells(SEED004_MTBENCH)
 
 
@@ -111,8 +92,7 @@ def test_seed004_jglue_table_matches_card_but_one_average(seed004):
     half-up to 0.741/0.806/0.385/0.948 average to at least 0.7195, so 0.719 cannot come from them.
     The published-vs-reproduced rows show the discrepancy.
     """
-    spec = dict(SEED004_JGLUE_SPEC, published={"moe_lisa": {"average": 0.719}})
-    got = md_cells(build004(spec, seed004).to_markdown())
+    got = md_cells(seed_table("seed004", "jglue", *seed004).to_markdown())
     want = md_cells(SEED004_JGLUE)
     assert got[: len(want)][:-1] == want[:-1]
     assert got[len(want) - 1][:-1] == want[-1][:-1]
@@ -124,8 +104,7 @@ def test_seed004_jglue_table_matches_card_but_one_average(seed004):
 
 def test_seed000_base_vs_tuned_matches_card():
     jg = load.read_jglue_scores(sorted(DATA.glob("seed000/jglue/*/*/scores.csv")))
-    labels = {"openorca": "Open-Orca/OpenOrcaxOpenChat-Preview2-13B", "openorca_stx": "lightblue/openorca_stx"}
-    table = build_table(SEED000_SPEC, jg, load.read_mtbench_scores([]), ["openorca", "openorca_stx"], labels=labels)
+    table = seed_table("seed000", "base_vs_tuned", jg, load.read_mtbench_scores([]))
     card = SEED000_JGLUE.splitlines()
     assert md_cells(table.to_markdown()) == [["Model Name", *card[0].split(" ")[2:]]] + [r.split(" ") for r in card[1:]]
     assert table.to_markdown() == (
@@ -138,11 +117,14 @@ def test_seed000_base_vs_tuned_matches_card():
     )
 
 
+METRICS = {"jsquad": "exact_match", "jaqket_v2": "exact_match", "xlsum_ja": "rouge2"}
+
+
 def _write_scores(root: Path, model: str, values: dict[str, float], stderr: float | None = None) -> Path:
     path = root / "jglue" / "s" / model / "scores.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = [{"model": model, "task": t, "task_version": "1.1", "template": "0.3", "num_fewshot": 3,
-             "metric": "acc", "value": v, "stderr": stderr, "n": 100} for t, v in values.items()]
+             "metric": METRICS.get(t, "acc"), "value": v, "stderr": stderr, "n": 100} for t, v in values.items()]
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
 
@@ -157,9 +139,8 @@ WEBLAB = {  # seed 003's 8-task table, on the 0-1 scale of scores.csv
 
 def test_percent_table_with_average_first_compact_numbers_and_latex(tmp_path):
     paths = [_write_scores(tmp_path, m, v, stderr=0.0123) for m, v in WEBLAB.items()]
-    spec = {"name": "ja8", "metric": "acc", "scale": 100, "decimals": 2, "trailing_zeros": False,
-            "columns": list(WEBLAB["sft"]), "averages": [{"label": "average", "position": "first"}]}
-    table = build_table(spec, load.read_jglue_scores(paths), load.read_mtbench_scores([]), ["sft", "base"])
+    jg, mt = load.read_jglue_scores(paths), load.read_mtbench_scores([])
+    table = seed_table("seed003", "ja8", jg, mt, models=["sft", "base"])
     assert table.to_markdown() == (
         "| Model | average | jcommonsenseqa | jnli | marc_ja | jsquad | jaqket_v2 | xlsum_ja | xwinograd_ja | mgsm |\n"
         "|---|---|---|---|---|---|---|---|---|---|\n"
@@ -171,8 +152,8 @@ def test_percent_table_with_average_first_compact_numbers_and_latex(tmp_path):
     assert "\\toprule" in tex and "jcommonsenseqa & jnli & marc\\_ja" in tex
     assert "sft & 59.11 & 74.62" in tex
     # bold best and stderr
-    spec.update(bold_best=True, stderr=True, columns=["jnli", "xwinograd_ja"], averages=[])
-    table = build_table(spec, load.read_jglue_scores(paths), load.read_mtbench_scores([]), ["sft", "base"])
+    table = seed_table("seed003", "ja8", jg, mt, models=["sft", "base"], bold_best=True, stderr=True,
+                       columns=["jnli", "xwinograd_ja"], averages=[])
     assert md_cells(table.to_markdown())[1:] == [
         ["sft", "**66.56 ± 1.23**", "**71.95 ± 1.23**"],
         ["base", "53.74 ± 1.23", "**71.95 ± 1.23**"],
@@ -184,10 +165,8 @@ def test_averages_only_like_seed002(tmp_path):
     six = ["jcommonsenseqa", "jnli", "marc_ja", "jsquad", "xwinograd_ja", "jaqket_v2"]
     vals = {"sft": [0.50, 0.60, 0.90, 0.44, 0.65, 0.6114], "ppo": [0.52, 0.58, 0.88, 0.46, 0.66, 0.55]}
     paths = [_write_scores(tmp_path, m, dict(zip(six, v, strict=True))) for m, v in vals.items()]
-    spec = {"name": "avg", "metric": "acc", "scale": 100, "decimals": 2, "columns": six, "show_columns": False,
-            "averages": [{"label": "4-task average accuracy", "over": six[:4]},
-                         {"label": "6-task average accuracy"}]}
-    table = build_table(spec, load.read_jglue_scores(paths), load.read_mtbench_scores([]), ["ppo", "sft"])
+    table = seed_table("seed002", "averages", load.read_jglue_scores(paths), load.read_mtbench_scores([]),
+                       models=["ppo", "sft"])
     assert md_cells(table.to_markdown()) == [
         ["Model", "4-task average accuracy", "6-task average accuracy"],
         ["ppo", "61.00", "60.83"],
@@ -212,9 +191,9 @@ def test_bad_inputs_name_file_and_line(tmp_path, seed004):
     with pytest.raises(DataError, match=r"scores.csv:1: missing column\(s\) \['metric'\]"):
         load.read_jglue_scores([bad])
     with pytest.raises(ConfigError, match="no metric"):
-        build004({"name": "t", "columns": ["jnli"]}, seed004)
+        seed_table("seed004", "jglue", *seed004, metric=None)
     with pytest.raises(ConfigError, match="unknown column"):
-        build004(dict(SEED004_JGLUE_SPEC, published={"moe_lisa": {"avg": 0.7}}), seed004)
+        seed_table("seed004", "jglue", *seed004, published={"moe_lisa": {"avg": 0.7}})
 
 
 def _png_ok(path: Path, min_w: int = 300, min_h: int = 200) -> None:

@@ -63,6 +63,9 @@ def _tables(spec: dict, jglue: pd.DataFrame, mtbench: pd.DataFrame, models: list
         raise ConfigError(f"reports.tables: table names repeat: {names}")
     built = []
     for t in spec.get("tables", []):
+        unknown = [m for m in t.get("models") or [] if m not in models]
+        if unknown:
+            raise ConfigError(f"reports.tables.{t['name']}.models: {unknown} not among the report's models {models}")
         table = build_table(t, jglue, mtbench, models, labels=spec.get("labels"), info=spec.get("model_info"),
                             highlight=spec.get("highlight"))
         for ext, text in (("md", table.to_markdown()), ("csv", table.to_csv()), ("tex", table.to_latex())):

@@ -323,3 +323,22 @@ def test_failed_report_leaves_nothing(tmp_path):
     build_report(spec, {"jglue": [str(scores)]}, out, models=["openorca"])
     assert (out / "tables" / "t.md").read_text().splitlines()[-1] == "| openorca | 0.504 |"
     assert re.search(r"^# jaflow report", (out / "index.md").read_text())
+
+
+def test_sweep_plots_through_build_report(tmp_path):
+    paths = []
+    for r in (8, 16):
+        for lr in ("1e-4", "2e-4"):
+            name = f"sw~train.lora_r={r}~train.learning_rate={lr}"
+            paths.append(_write_scores(tmp_path / "in", name, {"jnli": r / 100 + float(lr) * 1000}))
+    models = [Path(p).parent.name for p in paths]
+    spec = {"tables": [{"name": "t", "metric": "acc", "columns": ["jnli"], "averages": [{"label": "average"}]}],
+            "sweep_plots": [{"sweep": "sw", "table": "t", "column": "average"}]}
+    out = build_report(spec, {"jglue": [str(p) for p in paths]}, tmp_path / "r", models=models)
+    pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
+    assert pngs == ["sweep_sw_average.png", "sweep_sw_average_train.lora_r_train.learning_rate.png"]
+    for p in pngs:
+        _png_ok(out / "plots" / p)
+    with pytest.raises(ConfigError, match="'avg' is not a column of table 't'"):
+        build_report(dict(spec, sweep_plots=[{"sweep": "sw", "table": "t", "column": "avg"}]),
+                     {"jglue": [str(p) for p in paths]}, tmp_path / "r2", models=models)

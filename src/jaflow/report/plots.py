@@ -162,11 +162,13 @@ def sweep_heatmap(points: pd.DataFrame, x: str, y: str, metric: str, path: str |
     ax.set_xticklabels([_fmt(v) for v in grid.columns])
     ax.set_yticks(range(grid.shape[0]))
     ax.set_yticklabels([_fmt(v) for v in grid.index])
+    lo, hi = float(np.nanmin(grid.to_numpy(dtype=float))), float(np.nanmax(grid.to_numpy(dtype=float)))
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
             v = grid.iat[i, j]
             if pd.notna(v):
-                ax.text(j, i, f"{v:.3g}", ha="center", va="center", color="white", fontsize="small")
+                bright = hi > lo and (v - lo) / (hi - lo) > 0.6  # viridis turns yellow at the top
+                ax.text(j, i, f"{v:.3g}", ha="center", va="center", color="black" if bright else "white", fontsize="small")
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     fig.colorbar(im, ax=ax, label=metric)

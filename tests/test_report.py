@@ -256,6 +256,9 @@ def test_samples_reader_accepts_lm_eval_logs(tmp_path):
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     assert load.find_samples(tmp_path / "scores.csv", "jnli") == path
     assert load.find_samples(tmp_path / "scores.csv", "jn") is None
+    stable = tmp_path / "samples_jnli-1.3-0.3.jsonl"  # what the JGLUE stage writes
+    stable.write_text(path.read_text())
+    assert load.find_samples(tmp_path / "scores.csv", "jnli", "1.3", "0.3") == stable
     assert load.read_samples(path, "acc").to_dict() == {0: 1.0, 1: 0.0}
     with pytest.raises(DataError, match=r"jsonl:1: no value for metric 'exact_match'"):
         load.read_samples(path, "exact_match")
@@ -342,3 +345,25 @@ def test_sweep_plots_through_build_report(tmp_path):
     with pytest.raises(ConfigError, match="'avg' is not a column of table 't'"):
         build_report(dict(spec, sweep_plots=[{"sweep": "sw", "table": "t", "column": "avg"}]),
                      {"jglue": [str(p) for p in paths]}, tmp_path / "r2", models=models)
+
+
+def test_mtbench_scores_with_average_rows_and_both_turns(tmp_path, seed004):
+    """The MT-Bench stage also writes avg_score rows and pooled `all` turns; tables and cards skip them."""
+    src = pd.read_csv(DATA / "seed004/mtbench/moe_lisa.csv")
+    extra = pd.concat([src.assign(turn="1.0"), src.assign(turn=2, score=src.score - 1),
+                       src.assign(turn="all", score=src.score - 0.5)])
+    extra = pd.concat([extra, pd.DataFrame([{"model": "moe_lisa", "category": "avg_score", "turn": 1, "score": 9.9}])])
+    path = tmp_path / "moe_lisa.csv"
+    extra.to_csv(path, index=False)
+    mt = load.read_mtbench_scores([path])
+    assert sorted(set(mt.turn)) == ["1", "2", "all"]
+    jg, _ = seed004
+    one = md_cells(seed_table("seed004", "mtbench", jg, mt).to_markdown())[-1]
+    assert one[-1] == "**4.5875**"
+    two = md_cells(seed_table("seed004", "mtbench", jg, mt, turn=2).to_markdown())[-1]
+    assert two[2:] == ["**1.0**", "**2.4**", "**6.5**", "**0.9**", "**1.6**", "**4.5**", "**5.3**", "**6.5**", "**3.5875**"]
+    results = cards.model_index("moe_lisa", jg, mt)[0]["results"]
+    metrics = next(r for r in results if r["dataset"]["type"] == "japanese_mt_bench")["metrics"]
+    assert [m["type"] for m in metrics] == ["coding", "extraction", "humanities", "math", "reasoning", "roleplay",
+                                            "stem", "writing", "avg_score"]
+    assert metrics[-1]["value"] == pytest.approx(4.5875)

@@ -165,7 +165,8 @@ def _bootstrap(spec: dict, jglue: pd.DataFrame, built: list[Table], out: Path, s
                 hit = df[(df["model"] == m) & (df["task"] == col.key) & (df["metric"] == col.metric)]
                 if hit.empty:
                     raise DataError(f"reports.bootstrap: no scores for model '{m}', task '{col.key}'")
-                path = load.find_samples(hit.iloc[0]["path"], col.key)
+                row = hit.iloc[0]
+                path = load.find_samples(row["path"], col.key, str(row["task_version"]), str(row["template"]))
                 if path is None:
                     raise DataError(f"reports.bootstrap: no samples_{col.key}*.jsonl next to {hit.iloc[0]['path']}")
                 samples.append(load.read_samples(path, col.metric))

@@ -12,6 +12,7 @@ from jaflow.errors import DataError
 from jaflow.graph import BaseModel, MergedModel, ModelGraph, TrainedModel
 from jaflow.io import sha256_file
 
+AVG_ROW = "avg_score"  # the MT-Bench stage's mean-over-categories row; recomputed here
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 COUNT_KEYS = ("count", "n", "rows", "n_rows", "kept", "size")
 # hyper-parameters that only mean something for some methods
@@ -101,7 +102,7 @@ def model_index(name: str, jglue: pd.DataFrame, mtbench: pd.DataFrame, turn: str
             "metrics": [{"type": str(r["metric"]), "value": float(r["value"]), "name": str(r["metric"])}],
             "source": {"name": "jaflow", "url": "https://github.com/Stability-AI/lm-evaluation-harness"},
         })
-    mt = mtbench[(mtbench["model"] == name) & (mtbench["turn"] == turn)]
+    mt = mtbench[(mtbench["model"] == name) & (mtbench["turn"] == turn) & (mtbench["category"] != AVG_ROW)]
     if not mt.empty:
         metrics = [{"type": c, "value": float(s), "name": c} for c, s in zip(mt["category"], mt["score"], strict=True)]
         metrics.append({"type": "avg_score", "value": float(mt["score"].mean()), "name": "avg_score"})

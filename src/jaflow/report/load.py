@@ -130,15 +130,21 @@ def read_json(path: str | Path) -> dict:
         raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
 
 
-def find_samples(scores_csv: str | Path, task: str) -> Path | None:
-    """The per-sample log of `task` next to a scores.csv (`samples_<task>*.jsonl`), newest name last."""
+def find_samples(scores_csv: str | Path, task: str, version: str = "", template: str = "") -> Path | None:
+    """The per-sample log of `task` next to a scores.csv.
+
+    Tried in order: `samples_<task>-<version>-<template>.jsonl` (the jp-stable task name the JGLUE
+    stage writes), `samples_<task>.jsonl`, then `samples_<task><sep>*.jsonl` (lm-eval's own
+    `samples_<task>_<date>.jsonl`; the newest name wins).
+    """
     folder = Path(scores_csv).parent
-    exact = folder / f"samples_{task}.jsonl"
-    if exact.exists():
-        return exact
-    # `samples_jnli_2024…` but not `samples_jnli-1.3…` for task `jnli-1`: the task name must end at a separator.
+    names = [f"{task}-{version}-{template}"] if version and template else []
+    for name in [*names, task]:
+        if (folder / f"samples_{name}.jsonl").exists():
+            return folder / f"samples_{name}.jsonl"
+    # `samples_jnli_2024…` but not `samples_jnli2…` for task `jnli`: the task name must end at a separator.
     candidates = sorted(
-        p for p in folder.glob(f"samples_{task}*.jsonl") if re.match(rf"samples_{re.escape(task)}([_\-.]|$)", p.stem + ".")
+        p for p in folder.glob(f"samples_{task}*.jsonl") if re.match(rf"samples_{re.escape(task)}[_\-.]", p.stem + ".")
     )
     return candidates[-1] if candidates else None
 

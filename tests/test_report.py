@@ -293,7 +293,7 @@ def test_card_front_matter_is_yaml_with_model_index(seed004):
              "gate_mode": "random", "experts_per_token": 2, "dtype": "bfloat16"}
     text = cards.render_card("moe_lisa", facts, jglue=jg, mtbench=mt, tables=[], radar="japanese_mt_bench.png",
                              checksums={"model.safetensors": "ab" * 32}, manifest=None, selection=None,
-                             merge={"config": {"gate_mode": "random"}})
+                             merge={"mergekit_config": {"gate_mode": "random"}})
     assert text.startswith("---\n")
     meta = yaml.safe_load(text.split("---\n")[1])
     assert meta["base_model"] == ["tokyotech-llm/Swallow-7b-hf"] and "moe" in meta["tags"]
@@ -304,7 +304,7 @@ def test_card_front_matter_is_yaml_with_model_index(seed004):
     assert jsquad["dataset"]["args"] == {"num_few_shot": 2}
     mt_metrics = {m["type"]: m["value"] for m in next(r for r in results if r["dataset"]["type"] == "japanese_mt_bench")["metrics"]}
     assert mt_metrics["avg_score"] == pytest.approx(4.5875) and mt_metrics["stem"] == 6.3
-    assert "![MT-Bench radar chart](./japanese_mt_bench.png)" in text and f"`{'ab' * 32}`" in text
+    assert "gate_mode: random" in text and "![MT-Bench radar chart](./japanese_mt_bench.png)" in text and f"`{'ab' * 32}`" in text
 
 
 def test_method_hparams_keep_what_the_method_uses():

@@ -103,7 +103,8 @@ def write_stage_outputs(root: Path) -> None:
         (d / "model.safetensors").write_bytes(b"weights of " + m.encode())
     (root / "results/models/tuned/selection.json").write_text(
         json.dumps({"step": 30, "metric": "eval_loss", "value": 1.67, "mode": "min"}))
-    (root / "results/models/moe/merge.json").write_text(json.dumps({"config": {"base_model": "base", "gate_mode": "random"}}))
+    (root / "results/models/moe/merge.json").write_text(json.dumps({"architecture": "MixtralForCausalLM", "num_local_experts": 2, "num_experts_per_tok": 2,
+                    "mergekit_config": {"base_model": "org/base-7b", "gate_mode": "random"}}))
     d = root / "results/datasets/mix"
     d.mkdir(parents=True)
     (d / "manifest.json").write_text(json.dumps({"seed": 1234, "sources": [{"name": "alpaca", "count": 60},
@@ -150,6 +151,7 @@ def test_report_rule_and_html_report(run_workflow, tmp_path):
     assert "lisa_layers: 2" in card and "lora_r" not in card  # a LISA run has no LoRA settings
     assert (out / "cards/tuned/japanese_mt_bench.png").exists()
     moe = (out / "cards/moe/README.md").read_text()
+    assert "gate_mode: random" in moe and "MixtralForCausalLM with 2 experts" in moe
     assert "mergekit-moe" in moe and yaml.safe_load(moe.split("---\n")[1])["tags"][-1] == "moe"
 
     run_workflow(config=CONFIG, default_config=False, args=["--report", "report.zip"], cores=1)

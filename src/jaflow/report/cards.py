@@ -167,8 +167,13 @@ def render_card(name: str, facts: dict[str, Any], *, jglue: pd.DataFrame, mtbenc
         out.append(f"Mixture of experts merged with mergekit-moe from base `{facts['base']}` and experts "
                    f"{', '.join(f'`{e}`' for e in facts['experts'])} (gate_mode={facts['gate_mode']}, "
                    f"experts_per_token={facts['experts_per_token']}, dtype={facts['dtype']}).\n")
-        if merge and merge.get("config"):
-            out += ["## Merge config\n", "```yaml", yaml.safe_dump(merge["config"], allow_unicode=True, sort_keys=False).rstrip(), "```\n"]
+        merge = merge or {}
+        if merge.get("architecture"):
+            out.append(f"Architecture {merge['architecture']} with {merge.get('num_local_experts')} experts, "
+                       f"{merge.get('num_experts_per_tok')} per token.\n")
+        merge_config = merge.get("mergekit_config") or merge.get("config")
+        if merge_config:
+            out += ["## Merge config\n", "```yaml", yaml.safe_dump(merge_config, allow_unicode=True, sort_keys=False).rstrip(), "```\n"]
     out.append("## Evaluation\n")
     out += tables or ["No evaluation results in this report.\n"]
     if radar:

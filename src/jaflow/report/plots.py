@@ -53,6 +53,7 @@ def radar(scores: pd.DataFrame, axes: Sequence[str], path: str | Path, *, title:
         ax.fill(closed, vals + vals[:1], alpha=0.1)
     ax.set_xticks(angles)
     ax.set_xticklabels([labels.get(a, a) for a in axes])
+    ax.tick_params(axis="x", pad=10)
     ax.set_ylim(0, top)
     if title:
         ax.set_title(title, pad=20)

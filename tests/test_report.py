@@ -367,3 +367,19 @@ def test_mtbench_scores_with_average_rows_and_both_turns(tmp_path, seed004):
     assert [m["type"] for m in metrics] == ["coding", "extraction", "humanities", "math", "reasoning", "roleplay",
                                             "stem", "writing", "avg_score"]
     assert metrics[-1]["value"] == pytest.approx(4.5875)
+
+
+def test_published_beside_reproduced_in_tasks_as_rows_layout():
+    """Seed 000's published numbers next to a reproduction: published and Δ become columns."""
+    jg = load.read_jglue_scores(sorted(DATA.glob("seed000/jglue/*/*/scores.csv")))
+    jg.loc[(jg.model == "openorca_stx") & (jg.task == "jnli"), "value"] = 0.4712  # a reproduction that differs
+    published = {"openorca_stx": {"jsquad-1.1-0.3": 0.836, "jnli-1.1-0.3": 0.48}}
+    table = seed_table("seed000", "base_vs_tuned", jg, load.read_mtbench_scores([]), published=published)
+    assert md_cells(table.to_markdown()) == [
+        ["Model Name", "Open-Orca/OpenOrcaxOpenChat-Preview2-13B", "lightblue/openorca_stx",
+         "lightblue/openorca_stx (published)", "lightblue/openorca_stx (Δ reproduced − published)"],
+        ["jsquad-1.1-0.3", "0.692", "0.836", "0.836", "0"],
+        ["jcommonsenseqa-1.1-0.3", "0.831", "0.782", "-", "-"],
+        ["jnli-1.1-0.3", "0.504", "0.471", "0.48", "-0.009"],
+        ["marc_ja-1.1-0.3", "0.936", "0.959", "-", "-"],
+    ]

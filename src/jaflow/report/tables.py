@@ -320,7 +320,7 @@ def build_table(spec: dict[str, Any], jglue: pd.DataFrame, mtbench: pd.DataFrame
                 else:
                     shown = Decimal(format_number(v, dec, rounding))
                     diff = shown - _dec(p)
-                    dcells.append(Cell(value=float(diff), text=format_number(diff, dec, rounding, True, sign=True)))
+                    dcells.append(Cell(value=float(diff), text=format_number(diff, dec, rounding, zeros, sign=True)))
             body += [("published", pcells, False), ("diff", dcells, False)]
 
     if spec.get("bold_best", False):

@@ -100,6 +100,8 @@ def test_seed004_jglue_table_matches_card_but_one_average(seed004):
     assert got[-2] == ["This model (published)", "", "-", "-", "-", "-", "0.719"]
     assert got[-1] == ["This model (Δ reproduced − published)", "", "-", "-", "-", "-", "+0.001"]
     assert sum(float(c.strip("*")) for c in want[-1][2:6]) / 4 == pytest.approx(0.72)
+    plain = md_cells(seed_table("seed004", "jglue", *seed004, highlight=False).to_markdown())
+    assert plain[-3][:3] == ["This model", "4x7B", "0.741"]
 
 
 def test_seed000_base_vs_tuned_matches_card():

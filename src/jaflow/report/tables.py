@@ -290,7 +290,8 @@ def build_table(spec: dict[str, Any], jglue: pd.DataFrame, mtbench: pd.DataFrame
         if m not in models:
             raise ConfigError(f"reports.tables.{spec['name']}.published: model '{m}' has no scores in this table (models: {models})")
 
-    body: list[tuple[str, list[Cell], bool]] = []  # (kind, cells, is_model_row)
+    bold_rows = set(highlight) if spec.get("highlight", True) else set()
+    body: list[tuple[str, list[Cell]]] = []  # (model | published | diff, cells)
     for m in models:
         vals = row_values(m)
         cells = [Cell(text=labels.get(m, m))]
@@ -301,10 +302,10 @@ def build_table(spec: dict[str, Any], jglue: pd.DataFrame, mtbench: pd.DataFrame
             if show_err and err is not None and not pd.isna(err) and v is not None:
                 text += " ± " + format_number(err, dec, rounding, zeros)
             cells.append(Cell(value=None if v is None else float(v), stderr=None if err is None or pd.isna(err) else float(err), text=text))
-        if m in highlight:
+        if m in bold_rows:
             for c in cells:
                 c.bold = True
-        body.append(("model", cells, True))
+        body.append(("model", cells))
         if m in published:
             pub = published[m]
             unknown = [k for k in pub if k not in [lab for lab, _, _ in vcols]]
@@ -321,10 +322,10 @@ def build_table(spec: dict[str, Any], jglue: pd.DataFrame, mtbench: pd.DataFrame
                     shown = Decimal(format_number(v, dec, rounding))
                     diff = shown - _dec(p)
                     dcells.append(Cell(value=float(diff), text=format_number(diff, dec, rounding, zeros, sign=True)))
-            body += [("published", pcells, False), ("diff", dcells, False)]
+            body += [("published", pcells), ("diff", dcells)]
 
     if spec.get("bold_best", False):
-        model_rows = [cells for kind, cells, _ in body if kind == "model"]
+        model_rows = [cells for kind, cells in body if kind == "model"]
         start = 1 + len(info_cols)
         for j in range(start, start + len(vcols)):
             shown = [Decimal(c.text.split(" ± ")[0]) if c.text != MISSING else None for c in (r[j] for r in model_rows)]
@@ -336,7 +337,7 @@ def build_table(spec: dict[str, Any], jglue: pd.DataFrame, mtbench: pd.DataFrame
                         r[j].bold = True
 
     header = [spec.get("header", "Model")] + info_cols + [lab for lab, _, _ in vcols]
-    rows = [cells for _, cells, _ in body]
+    rows = [cells for _, cells in body]
     if spec.get("layout", "models_as_rows") == "tasks_as_rows":
         header = [header[0]] + [r[0].text for r in rows]
         row_names = [*info_cols, *(v[0] for v in vcols)]

@@ -385,3 +385,18 @@ def test_published_beside_reproduced_in_tasks_as_rows_layout():
         ["jnli-1.1-0.3", "0.504", "0.471", "0.48", "-0.009"],
         ["marc_ja-1.1-0.3", "0.936", "0.959", "-", "-"],
     ]
+
+
+def test_mtbench_without_valid_ratings_still_reports(tmp_path):
+    """A judge whose every rating failed to parse (the tiny demo's) gives '-' cells and an empty radar."""
+    cats = ["coding", "extraction", "humanities", "math", "reasoning", "roleplay", "stem", "writing"]
+    path = tmp_path / "m.csv"
+    pd.DataFrame({"model": "m", "category": cats, "turn": 1, "score": "", "stdev": "", "n": 0, "n_failed": 1,
+                  "n_errors": 0}).to_csv(path, index=False)
+    out = build_report({"tables": [{"name": "mt", "source": "mtbench", "decimals": 1,
+                                    "averages": [{"label": "avg_score", "decimals": 4}]}]},
+                       {"mtbench": [str(path)]}, tmp_path / "r", models=["m"])
+    assert md_cells((out / "tables/mt.md").read_text())[1] == ["m"] + ["-"] * 9
+    _png_ok(out / "plots/mtbench_radar.png", 500, 500)
+    assert not any(r["dataset"]["type"] == "japanese_mt_bench"
+                   for r in cards.model_index("m", load.read_jglue_scores([]), load.read_mtbench_scores([path]))[0]["results"])

@@ -82,11 +82,10 @@ def _plots(spec: dict, jglue: pd.DataFrame, mtbench: pd.DataFrame, models: list[
     if spec.get("radar", True) and not mt.empty:
         order = spec.get("radar_order", "table")
         axes = list(RADAR_ORDERS.get(order, order) if isinstance(order, str) else order)
-        grid = mt.pivot_table(index="model", columns="category", values="score", aggfunc="mean")
-        grid = grid.reindex([m for m in models if m in grid.index])
-        missing = [a for a in axes if a not in grid.columns]
-        if missing:
-            raise DataError(f"MT-Bench radar: no scores for categories {missing} ({sorted(set(mt['path']))})")
+        grid = mt.pivot_table(index="model", columns="category", values="score", aggfunc="mean", dropna=False)
+        grid = grid.reindex(index=[m for m in models if m in set(mt["model"])], columns=axes)
+        if grid.isna().all().all():
+            log.warning("MT-Bench radar: no valid judge ratings in %s; the chart has no polygons", sorted(set(mt["path"])))
         from jaflow.report.tables import CATEGORY_LABELS
 
         plots.radar(grid, axes, out / "plots" / "mtbench_radar.png", title=f"MT-Bench (turn {turn})",

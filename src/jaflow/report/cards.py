@@ -102,7 +102,8 @@ def model_index(name: str, jglue: pd.DataFrame, mtbench: pd.DataFrame, turn: str
             "metrics": [{"type": str(r["metric"]), "value": float(r["value"]), "name": str(r["metric"])}],
             "source": {"name": "jaflow", "url": "https://github.com/Stability-AI/lm-evaluation-harness"},
         })
-    mt = mtbench[(mtbench["model"] == name) & (mtbench["turn"] == turn) & (mtbench["category"] != AVG_ROW)]
+    mt = mtbench[(mtbench["model"] == name) & (mtbench["turn"] == turn) & (mtbench["category"] != AVG_ROW)
+                 & mtbench["score"].notna()]
     if not mt.empty:
         metrics = [{"type": c, "value": float(s), "name": c} for c, s in zip(mt["category"], mt["score"], strict=True)]
         metrics.append({"type": "avg_score", "value": float(mt["score"].mean()), "name": "avg_score"})

@@ -46,18 +46,25 @@ def radar(scores: pd.DataFrame, axes: Sequence[str], path: str | Path, *, title:
     ax.set_theta_offset(math.pi / 2)
     ax.set_theta_direction(-1)
     closed = angles + angles[:1]
-    top = vmax if vmax is not None else float(np.nanmax(scores[list(axes)].to_numpy(dtype=float))) * 1.1 or 1.0
-    for model, row in scores.iterrows():
-        vals = [float(row[a]) if pd.notna(row[a]) else 0.0 for a in axes]
+    data = scores.reindex(columns=list(axes)).to_numpy(dtype=float)
+    top = vmax if vmax is not None else (float(np.nanmax(data)) * 1.1 if np.isfinite(data).any() else 1.0) or 1.0
+    for model, row in zip(scores.index, data, strict=True):
+        if np.isnan(row).all():
+            continue  # no valid rating at all: nothing to draw
+        vals = list(row)  # a missing category leaves a gap in the polygon
         ax.plot(closed, vals + vals[:1], marker="o", linewidth=1.5, label=labels.get(model, model))
-        ax.fill(closed, vals + vals[:1], alpha=0.1)
+        if not np.isnan(row).any():
+            ax.fill(closed, vals + vals[:1], alpha=0.1)
+    if np.isnan(data).all():
+        ax.text(0, 0, "no valid ratings", ha="center", va="center", color="tab:red")
     ax.set_xticks(angles)
     ax.set_xticklabels([labels.get(a, a) for a in axes])
     ax.tick_params(axis="x", pad=10)
     ax.set_ylim(0, top)
     if title:
         ax.set_title(title, pad=20)
-    ax.legend(loc="upper right", bbox_to_anchor=(1.35, 1.12), fontsize="small")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right", bbox_to_anchor=(1.35, 1.12), fontsize="small")
     fig.tight_layout()
     return _save(fig, path)
 

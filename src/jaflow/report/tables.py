@@ -160,13 +160,15 @@ def parse_columns(spec: dict[str, Any]) -> list[Column]:
 # -- numbers --------------------------------------------------------------------------------
 
 def _jglue_numbers(spec: dict, cols: list[Column], scores: pd.DataFrame, models: list[str]
-                   ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """Scaled values and stderrs (rows = models, columns = column index) and column labels."""
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, list[str], set[str]]:
+    """Scaled values and stderrs (rows = models, columns = column index), column labels, and the
+    models that have any score row for the table."""
     suite = spec.get("suite")
     df = scores if not suite else scores[scores["suite"] == suite]
     values = pd.DataFrame(index=models, columns=range(len(cols)), dtype=object)
     errs = pd.DataFrame(index=models, columns=range(len(cols)), dtype=object)
     labels: list[str | None] = [None] * len(cols)
+    present: set[str] = set()
     for j, col in enumerate(cols):
         sel = df[(df["task"] == col.key) & (df["metric"] == col.metric)]
         for m in models:
@@ -178,6 +180,7 @@ def _jglue_numbers(spec: dict, cols: list[Column], scores: pd.DataFrame, models:
                     f"'{col.metric}' ({where}); set the table's 'suite' to pick one"
                 )
             if len(rows) == 1:
+                present.add(m)
                 r = rows.iloc[0]
                 values.loc[m, j] = _dec(r["value"]) * _dec(col.scale)
                 errs.loc[m, j] = None if pd.isna(r["stderr"]) else _dec(r["stderr"]) * _dec(col.scale)
@@ -185,7 +188,7 @@ def _jglue_numbers(spec: dict, cols: list[Column], scores: pd.DataFrame, models:
                     labels[j] = _fill_label(col.label, r)
         if labels[j] is None:
             labels[j] = col.label.replace("{task}", col.key).replace("{metric}", col.metric or "")
-    return values, errs, [str(x) for x in labels]
+    return values, errs, [str(x) for x in labels], present
 
 
 def _fill_label(label: str, row: pd.Series) -> str:
@@ -199,19 +202,23 @@ def _fill_label(label: str, row: pd.Series) -> str:
 
 
 def _mtbench_numbers(spec: dict, cols: list[Column], scores: pd.DataFrame, models: list[str]
-                     ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, list[str], set[str]]:
+    """As _jglue_numbers; a category whose ratings all failed to parse (empty score) prints '-'."""
     turn = str(spec.get("turn", 1))
     df = scores[scores["turn"] == turn]
     values = pd.DataFrame(index=models, columns=range(len(cols)), dtype=object)
     errs = pd.DataFrame(index=models, columns=range(len(cols)), dtype=object)
+    present: set[str] = set()
     for j, col in enumerate(cols):
         for m in models:
             rows = df[(df["model"] == m) & (df["category"] == col.key)]
             if len(rows) > 1:
                 raise DataError(f"table {spec['name']}: {len(rows)} rows for model '{m}', category '{col.key}', turn {turn}")
-            if len(rows) == 1 and not pd.isna(rows.iloc[0]["score"]):
-                values.loc[m, j] = _dec(rows.iloc[0]["score"]) * _dec(col.scale)
-    return values, errs, [c.label for c in cols]
+            if len(rows) == 1:
+                present.add(m)
+                if not pd.isna(rows.iloc[0]["score"]):
+                    values.loc[m, j] = _dec(rows.iloc[0]["score"]) * _dec(col.scale)
+    return values, errs, [c.label for c in cols], present
 
 
 def parse_averages(spec: dict, labels: list[str], cols: list[Column]) -> list[Average]:
@@ -247,9 +254,9 @@ def build_table(spec: dict[str, Any], jglue: pd.DataFrame, mtbench: pd.DataFrame
     cols = parse_columns(spec)
     models = list(spec.get("models") or models)
     builder = _jglue_numbers if source == "jglue" else _mtbench_numbers
-    values, errs, col_labels = builder(spec, cols, jglue if source == "jglue" else mtbench, models)
+    values, errs, col_labels, present = builder(spec, cols, jglue if source == "jglue" else mtbench, models)
     if spec.get("drop_missing", True):
-        keep = [m for m in models if values.loc[m].notna().any()]
+        keep = [m for m in models if m in present]
         values, errs, models = values.loc[keep], errs.loc[keep], keep
 
     rounding = spec.get("rounding", "half_up")

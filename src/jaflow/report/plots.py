@@ -76,7 +76,7 @@ def training_curves(history: pd.DataFrame, path: str | Path, *, title: str = "",
     fig, axes = plt.subplots(panels, 1, figsize=(7, 2.6 * panels + 0.6), sharex=True)
     loss_ax, lr_ax = axes[0], axes[1]
     plotted = False
-    for col, style in (("train_loss", "-"), ("eval_loss", "o-")):
+    for col, style in (("train_loss", ".-"), ("eval_loss", "o-")):  # markers: a single logged point still shows
         if col in history and history[col].notna().any():
             rows = history[history[col].notna()]
             loss_ax.plot(rows["step"], rows[col], style, label=col.replace("_", " "), markersize=3)
@@ -91,7 +91,7 @@ def training_curves(history: pd.DataFrame, path: str | Path, *, title: str = "",
         loss_ax.set_title(title)
     if "learning_rate" in history and history["learning_rate"].notna().any():
         rows = history[history["learning_rate"].notna()]
-        lr_ax.plot(rows["step"], rows["learning_rate"], color="tab:green")
+        lr_ax.plot(rows["step"], rows["learning_rate"], ".-", color="tab:green")
     lr_ax.set_ylabel("learning rate")
     if panels == 3:
         # a layer set stays active from its step until the next re-sampling

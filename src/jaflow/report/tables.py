@@ -55,7 +55,7 @@ class Cell:
 
     @property
     def display(self) -> str:
-        return f"**{self.text}**" if self.bold and self.text else self.text
+        return f"**{self.text}**" if self.bold and self.text not in ("", MISSING) else self.text
 
 
 @dataclass
@@ -84,7 +84,7 @@ class Table:
     def to_latex(self) -> str:
         def cell(c: Cell) -> str:
             text = latex_escape(c.text)
-            return f"\\textbf{{{text}}}" if c.bold and c.text else text
+            return f"\\textbf{{{text}}}" if c.bold and c.text not in ("", MISSING) else text
 
         cols = "l" + "r" * (len(self.header) - 1)
         lines = [

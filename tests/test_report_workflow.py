@@ -107,8 +107,10 @@ def write_stage_outputs(root: Path) -> None:
                     "mergekit_config": {"base_model": "org/base-7b", "gate_mode": "random"}}))
     d = root / "results/datasets/mix"
     d.mkdir(parents=True)
-    (d / "manifest.json").write_text(json.dumps({"seed": 1234, "sources": [{"name": "alpaca", "count": 60},
-                                                                            {"name": "qa", "count": 40}]}))
+    (d / "manifest.json").write_text(json.dumps({
+        "dataset": "mix", "seed": 1234,
+        "sources": [{"name": "alpaca", "rows_read": 243, "rows_used": 60}, {"name": "qa", "rows_read": 50, "rows_used": 40}],
+        "counts": {"train": 90, "validation": 10, "total": 100, "per_source": {"alpaca": 60, "qa": 40}}}))
 
 
 def test_report_rule_and_html_report(run_workflow, tmp_path):
@@ -147,7 +149,7 @@ def test_report_rule_and_html_report(run_workflow, tmp_path):
 
     digest = hashlib.sha256(b"weights of tuned").hexdigest()
     assert f"| model.safetensors | `{digest}` |" in card
-    assert "| alpaca | 60 |" in card and "Selected checkpoint: step 30" in card
+    assert "| alpaca | 243 | 60 |" in card and "Total: 100 rows (90 train, 10 validation)" in card and "Selected checkpoint: step 30" in card
     assert "lisa_layers: 2" in card and "lora_r" not in card  # a LISA run has no LoRA settings
     assert (out / "cards/tuned/japanese_mt_bench.png").exists()
     moe = (out / "cards/moe/README.md").read_text()

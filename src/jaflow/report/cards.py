@@ -14,7 +14,7 @@ from jaflow.io import sha256_file
 
 AVG_ROW = "avg_score"  # the MT-Bench stage's mean-over-categories row; recomputed here
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
-COUNT_KEYS = ("count", "n", "rows", "n_rows", "kept", "size")
+METHOD_NAMES = {"qlora": "QLoRA", "lora": "LoRA", "full": "Full", "lisa": "LISA"}
 # hyper-parameters that only mean something for some methods
 METHOD_KEYS = {
     "lora_": ("qlora", "lora"), "target_modules": ("qlora", "lora"), "bits": ("qlora",), "quant_type": ("qlora",),
@@ -76,17 +76,16 @@ def weight_checksums(model_dir: str | Path) -> dict[str, str]:
     return {p.relative_to(model_dir).as_posix(): sha256_file(p) for p in files}
 
 
-def manifest_counts(manifest: dict[str, Any]) -> list[tuple[str, int | None]]:
-    """(source, rows) pairs from a dataset manifest, tolerant of a list or a mapping of sources."""
-    sources = manifest.get("sources", [])
-    out: list[tuple[str, int | None]] = []
-    items = sources.items() if isinstance(sources, dict) else ((s.get("name", "?"), s) for s in sources)
-    for name, s in items:
-        if isinstance(s, dict):
-            n = next((s[k] for k in COUNT_KEYS if isinstance(s.get(k), int)), None)
-        else:
-            n = s if isinstance(s, int) else None
-        out.append((str(name), n))
+def manifest_counts(manifest: dict[str, Any]) -> list[tuple[str, int | None, int | None]]:
+    """(source, rows read, rows used) from a dataset manifest (`sources[]` and `counts.per_source`)."""
+    per_source = (manifest.get("counts") or {}).get("per_source") or {}
+    out = []
+    for s in manifest.get("sources", []):
+        name = str(s.get("name", "?"))
+        used = per_source.get(name, s.get("rows_used"))
+        out.append((name, s.get("rows_read"), used))
+    known = {name for name, _, _ in out}
+    out += [(name, None, n) for name, n in per_source.items() if name not in known]
     return out
 
 
@@ -144,14 +143,20 @@ def render_card(name: str, facts: dict[str, Any], *, jglue: pd.DataFrame, mtbenc
     front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False)
     out = [f"---\n{front}---\n", f"# {name}\n"]
     if facts["kind"] == "trained":
-        out.append(f"{facts['method'].upper()} fine-tune of `{facts['from']}` "
+        method = METHOD_NAMES.get(facts["method"], facts["method"])
+        out.append(f"{method} fine-tune of `{facts['from']}` "
                    f"(base: {', '.join(f'`{b}`' for b in facts['base_models'])}) on the dataset mix `{facts['dataset']}`.\n")
         out.append("## Datasets\n")
         counts = manifest_counts(manifest or {})
         if counts:
-            out += ["| source | rows |", "|---|---|"] + [f"| {s} | {'-' if n is None else n} |" for s, n in counts]
-            total = sum(n for _, n in counts if n is not None)
-            out.append(f"\nTotal: {total} rows" + (f" (seed {manifest['seed']})" if manifest and "seed" in manifest else "") + ".\n")
+            cell = lambda n: "-" if n is None else str(n)  # noqa: E731
+            out += ["| source | rows read | rows used |", "|---|---|---|"]
+            out += [f"| {s} | {cell(r)} | {cell(u)} |" for s, r, u in counts]
+            totals = (manifest or {}).get("counts") or {}
+            split = ", ".join(f"{totals[k]} {k}" for k in ("train", "validation") if k in totals)
+            total = totals.get("total", sum(u for _, _, u in counts if u is not None))
+            seed = (manifest or {}).get("seed")
+            out.append(f"\nTotal: {total} rows" + (f" ({split})" if split else "") + (f", sampled with seed {seed}" if seed is not None else "") + ".\n")
         else:
             out += [f"- {s.get('hub') or s.get('path') or s['name']}" for s in facts.get("sources", [])] + [""]
         out.append("## Prompt format\n")

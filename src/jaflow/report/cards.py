@@ -138,8 +138,10 @@ def render_card(name: str, facts: dict[str, Any], *, jglue: pd.DataFrame, mtbenc
         "tags": ["jaflow", facts.get("method") or "merge"] + (["moe"] if facts["kind"] == "merged" else []),
         **({"datasets": hub_sets} if hub_sets else {}),
         "language": ["ja"],
-        "model-index": model_index(name, jglue, mtbench, turn),
     }
+    index = model_index(name, jglue, mtbench, turn)
+    if index[0]["results"]:  # the Hub rejects a model-index without results
+        meta["model-index"] = index
     front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False)
     out = [f"---\n{front}---\n", f"# {name}\n"]
     if facts["kind"] == "trained":

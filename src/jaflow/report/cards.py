@@ -140,7 +140,7 @@ def render_card(name: str, facts: dict[str, Any], *, jglue: pd.DataFrame, mtbenc
         "language": ["ja"],
     }
     index = model_index(name, jglue, mtbench, turn)
-    if index[0]["results"]:  # the Hub rejects a model-index without results
+    if index[0]["results"]:  # an unevaluated model gets no model-index rather than an empty one
         meta["model-index"] = index
     front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False)
     out = [f"---\n{front}---\n", f"# {name}\n"]

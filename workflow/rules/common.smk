@@ -5,7 +5,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from jaflow.config import prepare_config
-from jaflow.graph import MergedModel, ModelGraph, TrainedModel
+from jaflow.graph import MergedModel, ModelGraph, TrainedModel, is_local_path
 from jaflow.workflow import Targets
 
 # jaflow's own check first: its errors name the key path (models.x.train.lora_r: ...).
@@ -115,8 +115,28 @@ def chat_format(wildcards):
     return GRAPH.chat_format(wildcards.model)
 
 
+def mtbench_sources(wildcards=None):
+    """Question, reference and judge-prompt files (local paths or URLs; null prompts = jaflow's)."""
+    mt = config["mtbench"]
+    return {
+        "questions": mt["questions"] or "results/tiny/mtbench/question.jsonl",
+        "reference_answers": mt["reference_answers"],
+        "judge_prompts": mt["judge_prompts"],
+    }
+
+
+def _local(source):
+    return bool(source) and not str(source).startswith(("http://", "https://"))
+
+
 def mtbench_questions(wildcards):
-    return config["mtbench"]["questions"] or "results/tiny/mtbench/question.jsonl"
+    source = mtbench_sources()["questions"]
+    return source if _local(source) else []
+
+
+def mtbench_judge_files(wildcards):
+    sources = mtbench_sources()
+    return [sources[k] for k in ("reference_answers", "judge_prompts") if _local(sources[k])]
 
 
 def _judge_model_name():
@@ -126,7 +146,10 @@ def _judge_model_name():
 
 def mtbench_judge_inputs(wildcards):
     name = _judge_model_name()
-    return GRAPH.model_inputs(name) if name else []
+    if name:
+        return GRAPH.model_inputs(name)
+    judge = config["mtbench"]["judge"]
+    return [judge["model"]] if judge["backend"] == "hf" and is_local_path(judge["model"]) else []
 
 
 def mtbench_judge_hf_args(wildcards):

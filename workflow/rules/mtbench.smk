@@ -10,6 +10,7 @@ rule mtbench_answer:
     params:
         model=hf_args,
         chat_format=chat_format,
+        sources=mtbench_sources,
         mtbench=config["mtbench"],
         seed=config["seed"],
     log:
@@ -22,12 +23,14 @@ rule mtbench_judge:
     input:
         answers="results/mtbench/{bench}/model_answer/{model}.jsonl",
         questions=mtbench_questions,
+        judge_files=mtbench_judge_files,
         judge_model=mtbench_judge_inputs,
     output:
         judgments="results/mtbench/{bench}/model_judgment/{judge}/{model}.jsonl",
         scores="results/mtbench/{bench}/scores/{judge}/{model}.csv",
     params:
         mtbench=config["mtbench"],
+        sources=mtbench_sources,
         judge_hf=mtbench_judge_hf_args,
         cache="results/mtbench/{bench}/judge_cache/{judge}.jsonl",
         seed=config["seed"],

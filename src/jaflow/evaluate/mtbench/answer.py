@@ -137,7 +137,7 @@ def generate_answers(
                         text = fmt.clean(out)
                         convs[q.question_id].append({"role": "assistant", "content": text})
                         answers.setdefault((q.question_id, choice), []).append(text)
-                        if choice == 0 and t == 0:
+                        if choice == 0:  # FastChat keeps the last turn's prompt: the whole dialogue
                             prompts_seen[q.question_id] = prompt
             log.info("choice %d: %s done", choice, category)
     records = []

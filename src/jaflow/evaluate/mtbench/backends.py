@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -93,8 +94,16 @@ class OpenAIBackend:
         raise AssertionError("unreachable")
 
     def run(self, calls: Sequence[Call], on_result: OnResult) -> None:
+        stop = threading.Event()
+
         def one(call: Call) -> None:
-            output, error = self.complete(call.messages)
+            if stop.is_set():
+                return
+            try:
+                output, error = self.complete(call.messages)
+            except JudgeFatal:
+                stop.set()  # calls already in flight finish; no new one starts
+                raise
             on_result(call, output, error)  # in the worker: cached before its next call
 
         pool = ThreadPoolExecutor(max_workers=self.concurrency)

@@ -1,4 +1,4 @@
-"""Test helpers for MT-Bench: a tiny LM of our own and a fault-injecting chat-completions server.
+"""Test helper for MT-Bench: a fault-injecting chat-completions server.
 
 The server speaks OpenAI's /v1/chat/completions on 127.0.0.1 only. It answers with the rating
 hidden in the answer under judgment (`<<7>>` -> "評価：[[7]]") and injects faults by the order
@@ -14,38 +14,8 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 MARK = re.compile(r"<<(\d+(?:\.\d+)?)>>")
-
-
-def build_tiny_lm(out_dir: Path, texts: list[str], seed: int = 0, chat_template: str | None = None) -> Path:
-    """A random-init 2-layer llama with a small BPE tokenizer trained on `texts`."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    specials = ["<unk>", "<s>", "</s>", "<pad>"]
-    bytes_ = [f"<0x{i:02X}>" for i in range(256)]
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=600, special_tokens=specials + bytes_))
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>"
-    )
-    if chat_template:
-        fast.chat_template = chat_template
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fast.save_pretrained(out_dir)
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=2048,
-        bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(out_dir)
-    return out_dir
 
 
 def body_key(body: dict) -> str:
@@ -122,6 +92,13 @@ class JudgeServer:
 
     def reply(self, body: dict, fault: str | None) -> str:
         messages = body["messages"]
+        user = messages[-1]["content"]
+        if "アシスタントA" in user:  # pairwise: the better hidden mark wins; 'first' always picks A
+            marks = [float(m) for m in MARK.findall(user)]
+            a, b = (marks[1], marks[3]) if len(marks) == 4 else (marks[0], marks[1])
+            if fault == "first":
+                return "Aのほうが良い。[[A]]"
+            return "判定：" + ("[[A]]" if a > b else "[[B]]" if b > a else "[[C]]")
         if fault == "garbage":
             return "よく書けていますが、点数は七点くらいです。"
         if len(messages) >= 3 and messages[-2]["role"] == "assistant":  # the follow-up

@@ -1,10 +1,11 @@
 """Answer generation on a tiny random model: chat formats, both turns, choices, seeding;
 and the local hf judge backend on the same model (fully offline)."""
 
+import shutil
 from pathlib import Path
 
 import pytest
-from mtbench_support import build_tiny_lm
+from transformers import AutoTokenizer
 
 from jaflow.data.templates import get_template
 from jaflow.evaluate.mtbench.answer import ChatFormat, answer_questions
@@ -12,7 +13,7 @@ from jaflow.evaluate.mtbench.data import load_questions
 from jaflow.evaluate.mtbench.generation import load_model
 from jaflow.evaluate.mtbench.pipeline import judge_stage
 from jaflow.io import read_jsonl, write_jsonl
-from jaflow.tiny.mtbench import POOL, write_tiny_questions
+from jaflow.tiny.mtbench import write_tiny_questions
 
 TEMPLATE = (
     "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}</s>{% endfor %}"
@@ -21,13 +22,15 @@ TEMPLATE = (
 
 
 @pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory):
-    texts = [t for row in POOL for t in row[1:3]] + ["ユーザー: システム: 評価：[[5]] ### 指示: ### 応答:"]
-    root = tmp_path_factory.mktemp("mt_models")
-    return {
-        "plain": build_tiny_lm(root / "plain", texts),
-        "templated": build_tiny_lm(root / "templated", texts, chat_template=TEMPLATE),
-    }
+def tiny_lm(tiny_model, tmp_path_factory):
+    """The shared tiny llama, and a copy whose tokenizer carries a chat template."""
+    plain = tiny_model("llama")
+    templated = tmp_path_factory.mktemp("mt_models") / "templated"
+    shutil.copytree(plain, templated)
+    tokenizer = AutoTokenizer.from_pretrained(templated)
+    tokenizer.chat_template = TEMPLATE
+    tokenizer.save_pretrained(templated)
+    return {"plain": plain, "templated": templated}
 
 
 def hf(path: Path) -> dict:

@@ -164,3 +164,36 @@ def test_killed_run_resumes_without_repeating_a_request(tmp_path, api_key):
               if p.is_file() and KEY.encode() in p.read_bytes()]
     assert "HTTP Request: POST" in log.read_text()  # the log did record the calls
     assert not leaked
+
+
+def test_pairwise_both_orders_and_disagreement_is_a_tie(tmp_path, api_key):
+    from jaflow.evaluate.mtbench.pairwise import parse_verdict
+    from jaflow.evaluate.mtbench.pipeline import pairwise_stage
+
+    assert [parse_verdict(t) for t in ("[[A]]", "結論 [[B]]", "[[C]]", "A")] == ["A", "B", "tie", None]
+    files = setup_files(tmp_path)
+    base = [{"question_id": q["question_id"], "model_id": "base",
+             "choices": [{"index": 0, "turns": ["基準1<<5>>", "基準2<<5>>"]}]} for q in tiny_questions(0)]
+    write_jsonl(tmp_path / "base.jsonl", base)
+    # concurrency 1: arrivals 1 and 2 are question 1's two orders; a position-biased verdict on
+    # the second (baseline shown first) makes the orders disagree -> a tie, whatever the marks say
+    with JudgeServer({2: "first"}, api_key=KEY) as server:
+        table = pairwise_stage(
+            answers=files["answers"], baseline_answers=str(tmp_path / "base.jsonl"), questions=files["questions"],
+            judgments=str(tmp_path / "pair.jsonl"), scores=str(tmp_path / "pair.csv"), cache=files["cache"],
+            model_id="m", baseline="base", mtbench=mtbench_config(server, concurrency=1) | {"turns": [1]})
+    assert server.arrivals == 16  # 8 questions x 2 orders
+    rows = {r["question_id"]: r for r in read_jsonl(tmp_path / "pair.jsonl")}
+    expected = {}
+    for q in range(1, 9):
+        m = marks(q, 1)
+        expected[q] = "m" if m > 5 else "base" if m < 5 else "tie"
+    first = rows[1]
+    assert first["g1_winner"] == "m" and first["g2_winner"] == "base" and first["winner"] == "tie"
+    expected[1] = "tie"
+    assert {q: r["winner"] for q, r in rows.items()} == expected
+    overall = next(r for r in table if r["category"] == "all")
+    wins = sum(v == "m" for v in expected.values())
+    ties = sum(v == "tie" for v in expected.values())
+    assert (overall["win"], overall["tie"], overall["win"] + overall["loss"] + overall["tie"]) == (wins, ties, 8)
+    assert overall["win_rate_adjusted"] == pytest.approx((wins + 0.5 * ties) / 8)

@@ -53,3 +53,23 @@ def test_answer_and_judge_with_the_hf_backend(run_workflow, tiny_model, tmp_path
     assert read_jsonl(work / f"{BENCH}/model_judgment/tiny/tiny.jsonl") == judgments
     log = (work / "logs/mtbench/japanese_mt_bench/judge_tiny_tiny.log").read_text()
     assert log.count("attempt 0: 8 call(s), 0 to send") == 1
+
+    # a judge setting changes the judgments only: the answers are not generated again
+    changed = {**config, "mtbench": {**config["mtbench"], "judge": {**config["mtbench"]["judge"], "max_new_tokens": 5}}}
+    dry = run_workflow(scores, config=changed, default_config=False, workdir=work, args=["-n"])
+    assert "rule mtbench_judge:" in dry.stdout and "rule mtbench_answer:" not in dry.stdout
+
+
+def test_pairwise_mode_is_wired(run_workflow, tmp_path):
+    config = {
+        "models": {"a": {"pretrained": "results/tiny/models/llama"}, "b": {"pretrained": "results/tiny/models/llama"}},
+        "mtbench": {"models": ["a", "b"], "judge": {"backend": "openai", "model": "gpt-4o"},
+                    "pairwise": {"baseline": "b"}},
+    }
+    dry = run_workflow(config=config, default_config=False, args=["-n", "--forceall"])
+    assert "results/mtbench/japanese_mt_bench/pairwise/gpt-4o/a.csv" in dry.stdout
+    assert "pairwise/gpt-4o/b.csv" not in dry.stdout  # the baseline is not judged against itself
+    bad = {**config, "mtbench": {**config["mtbench"], "pairwise": {"baseline": "nobody"}}}
+    proc = run_workflow(config=bad, default_config=False, args=["-n"], check=False)
+    assert proc.returncode != 0
+    assert "mtbench.pairwise.baseline: unknown model 'nobody'" in proc.stdout + proc.stderr

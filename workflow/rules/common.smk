@@ -129,6 +129,19 @@ def _local(source):
     return bool(source) and not str(source).startswith(("http://", "https://"))
 
 
+MTBENCH_ANSWER_KEYS = ("max_new_tokens", "num_choices", "batch_size", "top_p", "repetition_penalty", "temperature")
+MTBENCH_JUDGE_KEYS = ("judge", "turns", "ref_categories", "batch_size")
+
+
+def mtbench_answer_params(wildcards):
+    """Only what changes the answers, so a judge setting never regenerates them."""
+    return {k: config["mtbench"][k] for k in MTBENCH_ANSWER_KEYS}
+
+
+def mtbench_judge_params(wildcards):
+    return {k: config["mtbench"][k] for k in MTBENCH_JUDGE_KEYS}
+
+
 def mtbench_questions(wildcards):
     source = mtbench_sources()["questions"]
     return source if _local(source) else []
@@ -155,6 +168,13 @@ def mtbench_judge_inputs(wildcards):
 def mtbench_judge_hf_args(wildcards):
     name = _judge_model_name()
     return GRAPH.hf_args(name) if name else None
+
+
+def mtbench_baseline_answers(wildcards):
+    pairwise = config["mtbench"]["pairwise"]
+    return pairwise.get("answers") or (
+        f"results/mtbench/{wildcards.bench}/model_answer/{pairwise['baseline']}.jsonl"
+    )
 
 
 def report_spec(wildcards):

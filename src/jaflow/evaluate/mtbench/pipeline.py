@@ -94,3 +94,42 @@ def judge_stage(
                     "counted in n_failed / n_errors of %s", model_id, failed + errors, len(rows),
                     failed, errors, Path(scores).name)
     return table
+
+
+def pairwise_stage(
+    *, answers: str, baseline_answers: str, questions: str, judgments: str, scores: str, cache: str,
+    model_id: str, baseline: str, mtbench: dict[str, Any], judge_hf: dict[str, Any] | None = None,
+    backend: Backend | None = None,
+) -> list[dict[str, Any]]:
+    """Judge a model against the baseline in both orders; write matches and win rates."""
+    import pandas as pd
+
+    from jaflow.evaluate.mtbench.backends import make_backend
+    from jaflow.evaluate.mtbench.pairwise import (
+        PAIR_COLUMNS,
+        judge_pairs,
+        pair_requests,
+        pair_score_rows,
+    )
+    from jaflow.io import atomic_path
+
+    judge = mtbench["judge"]
+    qs = load_questions(questions)
+    requests = pair_requests(
+        qs, load_answers(answers), load_answers(baseline_answers),
+        load_references(mtbench.get("reference_answers"), qs),
+        load_judge_prompts(mtbench.get("judge_prompts")), model=model_id, baseline=baseline,
+        judge_model=judge["model"], turns=require_turns(mtbench.get("turns", [1])),
+        ref_categories=mtbench.get("ref_categories", ["math", "reasoning", "coding"]),
+        prompts_source=mtbench.get("judge_prompts") or "jaflow's judge_prompts_ja.jsonl",
+    )
+    if backend is None:
+        backend = LazyBackend(lambda: make_backend(judge, judge_hf, batch_size=mtbench.get("batch_size", 8)))
+    rows = judge_pairs(requests, backend, JudgeCache(cache), model=model_id, baseline=baseline)
+    write_jsonl(judgments, rows)
+    table = pair_score_rows(rows, model_id, baseline)
+    with atomic_path(scores) as tmp:
+        pd.DataFrame(table, columns=list(PAIR_COLUMNS)).to_csv(tmp, index=False, float_format="%.6g")
+    bad = [r for r in rows if r["status"] != "ok"]
+    log.info("%s vs %s: %d matches, %d without a verdict -> %s", model_id, baseline, len(rows), len(bad), scores)
+    return table

@@ -181,3 +181,28 @@ def test_cache_survives_a_line_cut_by_a_kill(tmp_path):
     assert reread.get(Call(reqs[0], 0, reqs[0].messages)) == "評価：[[4]]"
     assert reread.get(Call(reqs[1], 0, reqs[1].messages)) == "評価：[[6]]"
     assert len(reread.outputs) == 2
+
+
+def test_inputs_load_from_a_url(tmp_path):
+    """Question, reference and prompt files may be URLs (here a loopback HTTP server)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    write_tiny_questions(tmp_path / "question.jsonl", seed=2)
+    write_tiny_reference_answers(tmp_path / "ref.jsonl", seed=2)
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        qs = load_questions(f"{url}/question.jsonl")
+        assert qs == load_questions(tmp_path / "question.jsonl")
+        assert load_references(f"{url}/ref.jsonl", qs) == load_references(None, qs)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -57,3 +57,12 @@ def test_data_stage_of_the_demo_runs(run_workflow):
     # a second run has nothing to do
     again = run_workflow("results/datasets/demo_mix/manifest.json", args=["-n"])
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_an_experiment_config_stands_alone(run_workflow, tmp_path):
+    experiment = tmp_path / "experiment.yaml"
+    experiment.write_text("models: {m: {pretrained: org/some-model}}\n"
+                          "jglue: {runs: [{suite: jglue4, models: [m]}]}\n")
+    proc = run_workflow(configfiles=[experiment], default_config=False, args=["-n"])
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts.get("jglue") == 1 and "train" not in counts  # the demo's models are not merged in

@@ -9,6 +9,7 @@ cannot be parsed, the judgment is kept with score -1 and its raw text, and count
 from __future__ import annotations
 
 import ast
+import dataclasses
 import fcntl
 import json
 import logging
@@ -70,7 +71,7 @@ class JudgeRequest:
             self.answer_hash, self.question_id, self.turn, self.judge_model,
             self.prompt.name, self.prompt.fingerprint(), list(self.messages),
         )
-        return JudgeRequest(**{**self.__dict__, "key": key})
+        return dataclasses.replace(self, key=key)
 
     @property
     def user_prompt(self) -> str:

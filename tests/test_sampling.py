@@ -180,3 +180,13 @@ def test_empty_after_filtering_names_the_rule(tmp_path, src):
     with pytest.raises(DataError, match=r"datasets.mix.sources\[0\] \('s'\): rule \{'min_chars'"):
         build_mix("mix", {"sources": [{"name": "s", "path": src, "rules": [{"min_chars": {"k": 1000}}]}]}, 1, out)
     assert not out["train"].exists()
+
+
+def test_hub_source_goes_through_datasets_load_dataset(tmp_path):
+    # A local dataset directory takes the same load_dataset path as a hub id, offline.
+    repo = tmp_path / "hub_repo"
+    write_jsonl(repo / "train.jsonl", rows(12))
+    manifest, train, _ = mix(tmp_path, [{"name": "h", "hub": str(repo), "split": "train", "rules": [{"random": 5}]}])
+    assert len(train) == 5
+    assert manifest["sources"][0]["input"]["hub"] == str(repo)
+    assert manifest["sources"][0]["rows_read"] == 12

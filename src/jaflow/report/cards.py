@@ -9,10 +9,10 @@ import pandas as pd
 import yaml
 
 from jaflow.errors import DataError
+from jaflow.evaluate.mtbench.categories import AVG_ROW  # the stage's mean row; cards recompute it
 from jaflow.graph import BaseModel, MergedModel, ModelGraph, TrainedModel
 from jaflow.io import sha256_file
 
-AVG_ROW = "avg_score"  # the MT-Bench stage's mean-over-categories row; recomputed here
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 METHOD_NAMES = {"qlora": "QLoRA", "lora": "LoRA", "full": "Full", "lisa": "LISA"}
 # hyper-parameters that only mean something for some methods

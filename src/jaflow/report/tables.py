@@ -18,12 +18,13 @@ from typing import Any
 import pandas as pd
 
 from jaflow.errors import ConfigError, DataError
+from jaflow.evaluate.mtbench.categories import CATEGORIES, DISPLAY_NAMES, RADAR_ORDER
 
-# MT-Bench categories: the card table's order (seed 004, alphabetical as pandas groupby gives,
-# and the order of SJ question ids) and FastChat's radar order (clockwise from the top).
-MTBENCH_CATEGORIES = ("coding", "extraction", "humanities", "math", "reasoning", "roleplay", "stem", "writing")
-MTBENCH_RADAR_ORDER = ("writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities")
-CATEGORY_LABELS = {c: ("STEM" if c == "stem" else c.capitalize()) for c in MTBENCH_CATEGORIES}
+# MT-Bench categories: the card table's (alphabetical) order, FastChat's radar order and display
+# names are the MT-Bench stage's facts.
+MTBENCH_CATEGORIES = CATEGORIES
+MTBENCH_RADAR_ORDER = RADAR_ORDER
+CATEGORY_LABELS = DISPLAY_NAMES
 
 ROUNDING = {"half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
 MISSING = "-"

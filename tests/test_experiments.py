@@ -4,6 +4,7 @@ to end on the tiny offline world."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -260,7 +261,7 @@ def test_tinyify_keeps_the_structure_and_leaves_no_hub_reference(card, tmp_path)
     assert hub_references(card_config), "a card config names hub models"
     assert hub_references(tiny) == []
     assert _structure(tiny) == _structure(card_config)
-    prepare_config(tiny)  # still a valid config
+    prepare_config(copy.deepcopy(tiny))  # still a valid config
     for name, hub in base_models(card_config).items():
         assert tiny["models"][name]["pretrained"].endswith(f"bases/{name}")
         assert tiny_arch(hub) in ("llama", "gpt_neox", "mistral")

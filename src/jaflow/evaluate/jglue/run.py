@@ -128,7 +128,9 @@ def evaluate_suite(*, model: str, hf: dict[str, Any], tasks: list[dict[str, Any]
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    manager = TaskManager(include_path=str(tasks_dir), metadata=dict(margs))
+    # Indexing lm-eval's own catalogue takes most of a minute; do it only when a suite needs it.
+    builtin = any(isinstance(s, str) for s in specs)
+    manager = TaskManager(include_path=str(tasks_dir), include_defaults=builtin, metadata=dict(margs))
     fewshot = {t["task"]: t.get("num_fewshot") for t in tasks}
     log.info("jglue: %s on %s (batch size %s, seed %s, limit %s): %s", list(entries), model, batch_size, seed,
              limit, fewshot)

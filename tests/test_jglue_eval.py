@@ -55,7 +55,7 @@ def test_jglue4_on_a_tiny_model_writes_scores(tiny_model, tiny_jglue, tmp_path):
     assert all(s["arguments"][0][1]["until"] == ["\n"] for s in samples)
 
 
-def _finetune(model_dir, rows, steps=600, lr=3e-3, batch=16, seed=0):
+def _finetune(model_dir, rows, steps=250, lr=3e-3, batch=16, seed=0):
     """Full fine-tuning, loss on the response only (as the train stage does)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -98,7 +98,7 @@ def _xlsum(rnd: random.Random, n: int) -> list[dict]:
 
 def _xwinograd(rnd: random.Random, n: int) -> list[dict]:
     rows = []
-    for i in range(n):
+    for _ in range(n):
         a, b = rnd.sample(THINGS, 2)
         good, bad = f"{a}は{b}より甘いので{a}を買いました。", f"{a}は{b}より甘いので{b}を買いました。"
         answer = rnd.choice([1, 2])

@@ -110,3 +110,26 @@ def test_finetuning_on_synthetic_marc_raises_marc_ja_accuracy(tiny_jglue, tmp_pa
     print(f"marc_ja acc: base {before:.3f} -> tuned {after:.3f}")
     assert before < 0.7
     assert after > 0.8
+
+
+def test_evaluations_are_cached_across_experiments(tiny_model, tiny_jglue, tmp_path, monkeypatch):
+    import lm_eval
+
+    model = str(tiny_model("llama"))
+    task = [{"task": "marc_ja", "version": "1.1", "template": "0.3", "num_fewshot": 1}]
+    kw = dict(hf={"pretrained": model}, tasks=task, data_dir=tiny_jglue / "data", limit=2,
+              cache_dir=tmp_path / "cache")
+    first = evaluate_suite(model="base_a", out_dir=tmp_path / "a", **kw)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("lm-eval ran although the evaluation is cached")
+
+    monkeypatch.setattr(lm_eval, "simple_evaluate", refuse)
+    # another experiment, another name for the same base model: copied, not rerun
+    second = evaluate_suite(model="base_b", out_dir=tmp_path / "b", **kw)
+    assert [dict(r, model="base_a") for r in second] == [{k: str(v) for k, v in r.items()} for r in first]
+    assert {r["model"] for r in read_scores(tmp_path / "b" / "scores.csv")} == {"base_b"}
+    assert (tmp_path / "b" / "results.json").read_text() == (tmp_path / "a" / "results.json").read_text()
+    # a different setting is a different key
+    with pytest.raises(AssertionError, match="lm-eval ran"):
+        evaluate_suite(model="base_b", out_dir=tmp_path / "c", **dict(kw, limit=3))

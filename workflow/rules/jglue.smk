@@ -16,9 +16,8 @@ rule jglue_data:
         "../scripts/jglue_data.py"
 
 
-# Between-workflow cache (`snakemake --cache jglue`, SNAKEMAKE_OUTPUT_CACHE set): the key hashes
-# the model files, suite, settings and this rule's code, so a second experiment evaluating the
-# same base model on the same suite reuses the result instead of rerunning lm-eval.
+# One job per (suite, model). With jglue.cache_dir set, an evaluation whose model files, suite,
+# data and settings match an earlier one (any experiment) is copied from the cache instead.
 rule jglue:
     input:
         model=model_inputs,
@@ -26,7 +25,6 @@ rule jglue:
     output:
         scores="results/jglue/{suite}/{model}/scores.csv",
         results="results/jglue/{suite}/{model}/results.json",
-    cache: "omit-software"
     params:
         model=hf_args,
         suite=jglue_suite,

@@ -17,4 +17,5 @@ with log_to(snakemake.log[0]):
         limit=cfg["limit"],
         batch_size=cfg["batch_size"],
         max_length=cfg["max_length"],
+        cache_dir=cfg["cache_dir"],
     )

@@ -5,15 +5,23 @@ tidy `scores.csv` the report stage reads:
 `model, task, task_version, template, num_fewshot, metric, value, stderr, n, scale, card_value`.
 `value`/`stderr` are on lm-eval's 0-1 scale; `card_value` is the number as the model cards print
 it (x100 for JSQuAD/JAQKET EM/F1 and ROUGE-2, as jp-stable reports them; else = value).
+
+Evaluations are cached across experiments when `jglue.cache_dir` is set: the key hashes the
+model's files (or its hub id), the suite's resolved tasks, the data, the task YAMLs, seed,
+limit, batch size, max length and the lm-eval version, so a second experiment that evaluates the
+same base model on the same suite copies the first one's outputs instead of rerunning lm-eval.
+(Snakemake's own between-workflow cache cannot hash a model directory given as input.)
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +29,8 @@ from jaflow.errors import ConfigError
 from jaflow.evaluate.jglue.data import data_files
 from jaflow.evaluate.jglue.metrics import CARD_SCALE
 from jaflow.evaluate.jglue.templates import FAMILIES, TEMPLATES, task_name
-from jaflow.io import atomic_path, write_json
+from jaflow.graph import is_local_path
+from jaflow.io import atomic_path, sha256_tree, write_json
 
 log = logging.getLogger(__name__)
 TASKS_DIR = Path(__file__).resolve().parents[4] / "workflow" / "tasks"
@@ -111,11 +120,61 @@ def write_scores(path: str | Path, rows: list[dict[str, Any]]) -> None:
         tmp.write_text(buf.getvalue(), encoding="utf-8")
 
 
+def _fingerprint(ref: str | None) -> Any:
+    if not ref:
+        return None
+    return sha256_tree(ref) if is_local_path(ref) and Path(ref).is_dir() else ref
+
+
+def cache_key(hf: dict[str, Any], tasks: list[dict[str, Any]], data_dir: str | Path, tasks_dir: Path,
+              settings: dict[str, Any]) -> str:
+    """Content hash of everything an evaluation's numbers depend on (not the model's name)."""
+    import lm_eval
+
+    names = [resolve_task(t) for t in tasks]
+    families = sorted({TEMPLATES[n].family for n in names if n in TEMPLATES})
+    key = {
+        "model": {k: v for k, v in model_args(hf).items() if k not in ("pretrained", "tokenizer", "peft")},
+        "weights": _fingerprint(hf["pretrained"]), "peft": _fingerprint(hf.get("peft")),
+        "tokenizer": _fingerprint(hf.get("tokenizer")), "tasks": tasks, "resolved": names,
+        "data": {f: sha256_tree(Path(data_dir) / f) for f in families},
+        "yamls": {n: hashlib.sha256((tasks_dir / f"{n}.yaml").read_bytes()).hexdigest() for n in names
+                  if n in TEMPLATES},
+        "settings": settings, "lm_eval": lm_eval.__version__,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _copy_cached(src: Path, out_dir: Path, model: str) -> list[dict[str, Any]]:
+    with open(src / "scores.csv", newline="", encoding="utf-8") as f:
+        rows = [dict(r, model=model) for r in csv.DictReader(f)]
+    for p in sorted(src.glob("*")):
+        if p.name != "scores.csv":
+            with atomic_path(out_dir / p.name) as tmp:
+                shutil.copyfile(p, tmp)
+    write_scores(out_dir / "scores.csv", rows)
+    return rows
+
+
 def evaluate_suite(*, model: str, hf: dict[str, Any], tasks: list[dict[str, Any]], data_dir: str | Path,
                    out_dir: str | Path, seed: int = 1234, limit: int | None = None,
                    batch_size: int | str = 1, max_length: int | None = None, device: str | None = None,
-                   tasks_dir: Path = TASKS_DIR) -> list[dict[str, Any]]:
+                   tasks_dir: Path = TASKS_DIR, cache_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """Evaluate `tasks` (suite entries) on one model; write results.json, samples, scores.csv."""
+    out_dir = Path(out_dir)
+    if cache_dir:
+        settings = {"seed": seed, "limit": limit, "batch_size": batch_size, "max_length": max_length}
+        cached = Path(cache_dir).expanduser() / cache_key(hf, tasks, data_dir, tasks_dir, settings)
+        if (cached / "scores.csv").is_file():
+            log.info("jglue: %s: reusing the cached evaluation %s", model, cached)
+            return _copy_cached(cached, out_dir, model)
+        rows = evaluate_suite(model=model, hf=hf, tasks=tasks, data_dir=data_dir, out_dir=out_dir, seed=seed,
+                              limit=limit, batch_size=batch_size, max_length=max_length, device=device,
+                              tasks_dir=tasks_dir)
+        with atomic_path(cached) as tmp:
+            shutil.copytree(out_dir, tmp)
+        log.info("jglue: %s: stored in the evaluation cache %s", model, cached)
+        return rows
     import lm_eval
     from lm_eval.tasks import TaskManager
 
@@ -143,7 +202,6 @@ def evaluate_suite(*, model: str, hf: dict[str, Any], tasks: list[dict[str, Any]
     out["jaflow"] = {"model": model, "batch_size": batch_size, "seed": seed, "limit": limit,
                      "model_args": margs, "suite": tasks}
     rows = tidy_scores(model, out, entries)
-    out_dir = Path(out_dir)
     for task, docs in samples.items():
         with atomic_path(out_dir / f"samples_{task}.jsonl") as tmp:
             tmp.write_text("".join(json.dumps(d, ensure_ascii=False, default=str) + "\n" for d in docs),

@@ -133,3 +133,27 @@ def test_evaluations_are_cached_across_experiments(tiny_model, tiny_jglue, tmp_p
     # a different setting is a different key
     with pytest.raises(AssertionError, match="lm-eval ran"):
         evaluate_suite(model="base_b", out_dir=tmp_path / "c", **dict(kw, limit=3))
+
+
+def test_any_other_lm_eval_task_runs_with_its_own_fewshot(tiny_model, tiny_jglue, tmp_path):
+    """A suite may name a plain lm-eval task (here a YAML task of its own in the include path)."""
+    import shutil
+
+    from jaflow.evaluate.jglue.run import TASKS_DIR
+
+    tasks_dir = tmp_path / "tasks"
+    shutil.copytree(TASKS_DIR, tasks_dir)
+    data = tiny_jglue / "data" / "jcommonsenseqa"
+    (tasks_dir / "plain_mc.yaml").write_text(
+        "task: plain_mc\ndataset_path: json\n"
+        f"dataset_kwargs: {{data_files: {{train: '{data}/train.jsonl', validation: '{data}/validation.jsonl'}}}}\n"
+        "training_split: train\nvalidation_split: validation\nfewshot_split: train\noutput_type: multiple_choice\n"
+        "doc_to_text: '{{question}}'\ndoc_to_target: label\ndoc_to_choice: '{{choices}}'\n"
+        "metric_list: [{metric: acc}]\n", encoding="utf-8")
+    tasks = [{"task": "plain_mc", "num_fewshot": 2}, {"task": "marc_ja", "template": "0.3", "num_fewshot": 1}]
+    rows = evaluate_suite(model="tiny", hf={"pretrained": str(tiny_model("llama"))}, tasks=tasks,
+                          data_dir=tiny_jglue / "data", out_dir=tmp_path / "out", limit=2, tasks_dir=tasks_dir)
+    by = {(r["task"], r["metric"]): r for r in rows}
+    assert by[("plain_mc", "acc")]["num_fewshot"] == 2 and by[("marc_ja", "acc")]["num_fewshot"] == 1
+    samples = [json.loads(line) for line in (tmp_path / "out" / "samples_plain_mc.jsonl").open()]
+    assert samples[0]["arguments"][0][0].count("\n\n") == 2  # two few-shot examples, default delimiter

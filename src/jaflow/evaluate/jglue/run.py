@@ -187,14 +187,26 @@ def evaluate_suite(*, model: str, hf: dict[str, Any], tasks: list[dict[str, Any]
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    # Indexing lm-eval's own catalogue takes most of a minute; do it only when a suite needs it.
-    builtin = any(isinstance(s, str) for s in specs)
-    manager = TaskManager(include_path=str(tasks_dir), include_defaults=builtin, metadata=dict(margs))
+    manager = TaskManager(include_path=str(tasks_dir), include_defaults=False, metadata=dict(margs))
+    if any(isinstance(s, str) and s not in manager.all_tasks for s in specs):
+        # lm-eval's own catalogue (most of a minute to index), only when a suite names one of its tasks
+        manager = TaskManager(include_path=str(tasks_dir), metadata=dict(margs))
+    loaded = []
+    for entry, spec in zip(tasks, specs, strict=True):
+        if isinstance(spec, dict):
+            loaded.append(spec)
+            continue
+        # a plain task name: build it here so the entry's few-shot count applies to it alone
+        built = manager.load([spec])["tasks"]
+        for task in built.values():
+            if entry.get("num_fewshot") is not None:
+                task.set_config(key="num_fewshot", value=entry["num_fewshot"])
+        loaded.extend(built.values())
     fewshot = {t["task"]: t.get("num_fewshot") for t in tasks}
     log.info("jglue: %s on %s (batch size %s, seed %s, limit %s): %s", list(entries), model, batch_size, seed,
              limit, fewshot)
     out = lm_eval.simple_evaluate(
-        model="hf", model_args=margs, tasks=specs, task_manager=manager, batch_size=batch_size,
+        model="hf", model_args=margs, tasks=loaded, task_manager=manager, batch_size=batch_size,
         device=device, limit=limit, log_samples=True, random_seed=seed, numpy_random_seed=seed,
         torch_random_seed=seed, fewshot_random_seed=seed, bootstrap_iters=1000,
     )

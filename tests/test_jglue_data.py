@@ -140,3 +140,22 @@ def test_stratified_sampling_is_label_balanced():
         assert sorted(x["label"] for x in d)[:2] == [0, 0] and len(d) == 3
     jnli = JpStableSampler(train, n_eval=5, stratum=get_template("jnli-1.3-0.3").target)
     assert len(jnli.sample(3)) == 3
+
+
+def test_tiny_tokenizer_splits_prompt_and_answer_at_the_boundary(tmp_path):
+    """lm-eval scores choices by tokenising context and continuation apart; the tiny tokenizer
+    must give the same tokens as for their concatenation (see the tiny-world notes)."""
+    from jaflow.tiny import build_tokenizer, iter_texts
+
+    write_tiny_jglue(tmp_path / "src", 12, seed=2)
+    write_marc_train(tmp_path / "marc.jsonl", 20, seed=2)
+    tok = build_tokenizer(iter_texts([tmp_path / "src", tmp_path / "marc.jsonl"]), tmp_path / "tok", vocab_size=400)
+    doc = {"text": "この商品は最高です。", "premise": "犬が走る。", "hypothesis": "動物が走る。", "label": 0,
+           "question": "甘いのは?", "choices": ["砂糖", "塩", "酢", "石", "水"]}
+    for name in ("marc_ja-1.1-0.3", "marc_ja-1.1-0.5", "marc_ja-1.1-0.4", "jnli-1.3-0.3", "jcommonsenseqa-1.1-0.3"):
+        spec = get_template(name)
+        ctx = spec.description + spec.text(doc)
+        for choice in spec.choice_list(doc):
+            def enc(s):
+                return tok(s, add_special_tokens=False)["input_ids"]
+            assert enc(ctx) + enc(choice) == enc(ctx + choice), (name, choice)

@@ -159,3 +159,16 @@ def test_tiny_tokenizer_splits_prompt_and_answer_at_the_boundary(tmp_path):
             def enc(s):
                 return tok(s, add_special_tokens=False)["input_ids"]
             assert enc(ctx) + enc(choice) == enc(ctx + choice), (name, choice)
+
+
+def test_url_sources_are_checked_against_their_sha256(tmp_path, shared_data):
+    import hashlib
+
+    src = shared_data / "jglue-v1.1" / "jcommonsenseqa-v1.1" / "valid-v1.1.json"
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    urls = {"jcommonsenseqa": {"validation": {"url": src.as_uri(), "sha256": digest}}}
+    assert materialize(tmp_path / "ok", None, urls) == {"jcommonsenseqa": {"validation": 1119}}
+    urls["jcommonsenseqa"]["validation"]["sha256"] = "0" * 64
+    with pytest.raises(DataError, match="does not match the configured 0000"):
+        materialize(tmp_path / "bad", None, urls)
+    assert not (tmp_path / "bad").exists()

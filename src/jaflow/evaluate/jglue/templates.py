@@ -20,6 +20,9 @@ from jaflow.errors import ConfigError
 Doc = dict[str, Any]
 
 ALPACA_DESC = "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。\n\n"
+LLAMA2_SYSTEM = "あなたは役立つアシスタントです。"  # jp-stable's default SYSTEM_PROMPT
+LLAMA2_DESC = f"<s>[INST] <<SYS>>\n{LLAMA2_SYSTEM}\n<</SYS>>\n\n"
+LLAMA2_SEP = " </s><s>[INST] "
 JNLI_JA = ["含意", "矛盾", "中立"]
 JNLI_EN = ["entailment", "contradiction", "neutral"]
 
@@ -86,6 +89,12 @@ def _jsquad(version: str, template: str) -> TaskTemplate:
         def text(d):
             head = f"{d['title']}\n" if titled else ""
             return alpaca(instr, f"文脈：{head}{_ctx(d)}\n質問：{d['question']}")
+    elif template == "0.6":
+        desc, sep, stop = LLAMA2_DESC, LLAMA2_SEP, "\n"
+
+        def text(d):
+            head = f"{d['title']}\n" if titled else ""
+            return f"{instr}\n\n文脈：{head}{_ctx(d)}\n質問：{d['question']} [/INST] "
     else:
         nl = "<NL>" if template == "0.4" else "\n"
         desc, sep, stop = rinna_desc(instr, nl), nl, nl
@@ -122,6 +131,13 @@ def _jcqa(template: str) -> TaskTemplate:
         def text(d):
             choices = "\n".join(f"- {c}" for c in d["choices"])
             return alpaca(f"{instr}出力は以下から選択してください：\n{choices}", d["question"])
+    elif template == "0.6":
+        desc, sep = LLAMA2_DESC, LLAMA2_SEP
+
+        def text(d):
+            choices = "\n".join(f"- {c}" for c in d["choices"])
+            return (f"与えられた5つの選択肢の中から、最適な答えを選んでください。出力は以下から選択してください：\n{choices}"
+                    f"\n\n質問：{d['question']} [/INST] ")
     else:
         nl = "<NL>" if template == "0.4" else "\n"
         desc, sep = rinna_desc(instr, nl), nl
@@ -155,6 +171,12 @@ def _jnli(version: str, template: str) -> TaskTemplate:
 
         def text(d):
             return alpaca(instr, f"前提：{d['premise']}\n仮説：{d['hypothesis']}")
+    elif template == "0.6":
+        desc, sep = LLAMA2_DESC, LLAMA2_SEP
+        instr = "与えられた前提と仮説の関係を回答してください。\n\n出力は以下から選択してください：\n" + "\n".join(labels)
+
+        def text(d):
+            return f"{instr}\n\n前提：{d['premise']}\n仮説：{d['hypothesis']} [/INST] "
     else:
         nl = "<NL>" if template == "0.4" else "\n"
         sep = nl
@@ -182,6 +204,11 @@ def _marc(template: str) -> TaskTemplate:
 
         def text(d):
             return alpaca("以下の製品レビューを、ポジティブまたはネガティブの感情クラスのいずれかに分類してください。", d["text"])
+    elif template == "0.6":
+        desc, sep = LLAMA2_DESC, LLAMA2_SEP
+
+        def text(d):
+            return f"以下の製品レビューを、ポジティブまたはネガティブの感情クラスのいずれかに分類してください。\n\n{d['text']} [/INST] "
     else:
         nl = "<NL>" if template == "0.4" else "\n"
         desc = rinna_desc("与えられた製品レビューを、ポジティブまたはネガティブの感情クラスのいずれかに分類してください。", nl)
@@ -249,10 +276,11 @@ def _xwinograd() -> TaskTemplate:
 
 
 def _build() -> dict[str, TaskTemplate]:
-    table = [_jsquad(v, t) for v in ("1.1", "1.2") for t in ("0.2", "0.3", "0.4", "0.5")]
-    table += [_jcqa(t) for t in ("0.2", "0.2.1", "0.3", "0.4", "0.5")]
-    table += [_jnli(v, t) for v in ("1.1", "1.3") for t in ("0.2", "0.3", "0.4", "0.5")]
-    table += [_marc(t) for t in ("0.2", "0.3", "0.4", "0.5")]
+    table = [_jsquad(v, t) for v in ("1.1", "1.2") for t in ("0.2", "0.3", "0.4", "0.5", "0.6")]
+    table += [_jcqa(t) for t in ("0.2", "0.2.1", "0.3", "0.4", "0.5", "0.6")]
+    table += [_jnli("1.1", t) for t in ("0.2", "0.3", "0.4", "0.5")]  # 1.1 predates 0.6
+    table += [_jnli("1.3", t) for t in ("0.2", "0.3", "0.4", "0.5", "0.6")]
+    table += [_marc(t) for t in ("0.2", "0.3", "0.4", "0.5", "0.6")]
     table += [_jaqket("0.3"), _xlsum("0.3"), _mgsm("0.3"), _xwinograd()]
     return {t.name: t for t in table}
 

@@ -157,3 +157,25 @@ def test_any_other_lm_eval_task_runs_with_its_own_fewshot(tiny_model, tiny_jglue
     assert by[("plain_mc", "acc")]["num_fewshot"] == 2 and by[("marc_ja", "acc")]["num_fewshot"] == 1
     samples = [json.loads(line) for line in (tmp_path / "out" / "samples_plain_mc.jsonl").open()]
     assert samples[0]["arguments"][0][0].count("\n\n") == 2  # two few-shot examples, default delimiter
+
+
+def test_an_adapter_is_evaluated_through_lm_eval_peft(tiny_model, tiny_jglue, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = str(tiny_model("llama"))
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
+                           LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    model.save_pretrained(tmp_path / "adapter")
+    task = [{"task": "marc_ja", "version": "1.1", "template": "0.5", "num_fewshot": 1}]
+
+    def run(name, hf):
+        evaluate_suite(model=name, hf=hf, tasks=task, data_dir=tiny_jglue / "data", out_dir=tmp_path / name, limit=4)
+        return [json.loads(line)["resps"] for line in (tmp_path / name / "samples_marc_ja-1.1-0.5.jsonl").open()]
+
+    plain = run("base", {"pretrained": base})
+    adapted = run("lora", {"pretrained": base, "peft": str(tmp_path / "adapter"), "tokenizer": base})
+    assert json.loads((tmp_path / "lora" / "results.json").read_text())["jaflow"]["model_args"]["peft"]
+    assert plain != adapted  # the adapter's (non-zero) LoRA weights change the log-likelihoods

@@ -50,6 +50,11 @@ def test_jglue4_on_a_tiny_model_writes_scores(tiny_model, tiny_jglue, tmp_path):
     assert results["jaflow"]["batch_size"] == 1 and results["jaflow"]["seed"] == 1234
     samples = [json.loads(line) for line in (tmp_path / "samples_jsquad-1.1-0.3.jsonl").open()]
     assert len(samples) == 3 and samples[0]["arguments"]
+    # jp-stable's order: documents shuffled with Random(42), the first `limit` evaluated
+    from jaflow.evaluate.jglue.task import jp_stable_order
+
+    valid = [json.loads(line) for line in (tiny_jglue / "data" / "jsquad" / "validation.jsonl").open()]
+    assert [s["doc"]["id"] for s in samples] == [valid[i]["id"] for i in jp_stable_order(len(valid))[0][:3]]
     # jp-stable's generation cap: the longest gold answer in tokens, not the YAML's 256
     assert all(s["arguments"][0][1]["max_gen_toks"] < 256 for s in samples)
     assert all(s["arguments"][0][1]["until"] == ["\n"] for s in samples)

@@ -102,11 +102,13 @@ class Targets:
         ]
         trained = [m for m in self.graph.names(TrainedModel) if m in models]
         built = trained + [m for m in self.graph.names(MergedModel) if m in models]
+        datasets = dict.fromkeys(self.graph[m].dataset for m in trained)
         return {
             "jglue": jglue,
             "mtbench": mtbench,
             "log_history": [f"results/train/{m}/log_history.csv" for m in trained],
             "models": [f"results/models/{m}" for m in built],
+            "manifests": [dataset_files(d)["manifest"] for d in datasets],
         }
 
     def summary(self) -> str:

@@ -191,3 +191,10 @@ def report_models(wildcards):
 
 def report_inputs(wildcards):
     return TARGETS.report_inputs(wildcards.report)
+
+
+def report_facts(wildcards):
+    """What the model cards of a report say about each trained or merged model."""
+    from jaflow.report.cards import model_facts
+
+    return model_facts(GRAPH, config, TARGETS.report_models(wildcards.report))

@@ -1,0 +1,76 @@
+"""A tiny world for the training tests: a character-level tokenizer, tiny random-init models
+and a learnable synthetic instruction task (prompt names a word, response is its opposite).
+
+Character-level pre-splitting means prompt + response tokenize exactly as each alone.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+PAIRS = [("あつい", "さむい"), ("たかい", "ひくい"), ("おおきい", "ちいさい"), ("はやい", "おそい"),
+         ("ながい", "みじかい"), ("あかるい", "くらい"), ("おもい", "かるい"), ("ひろい", "せまい")]
+FILLER = "きょうはいいてんきですねほんとうにそうおもいます"
+PROMPT = "### 指示:\n{filler}。{word}の反対は?\n\n### 応答:\n"
+
+
+def rows(n: int, seed: int) -> list[dict[str, str]]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        word, opposite = rng.choice(PAIRS)
+        k = rng.randint(0, 8)
+        filler = FILLER[k:k + rng.randint(2, 10)]
+        out.append({"id": f"syn:{seed}:{i}", "source": "syn", "prompt": PROMPT.format(filler=filler, word=word),
+                    "response": opposite})
+    return out
+
+
+def write_dataset(dirpath: Path, n_train: int = 160, n_val: int = 32, seed: int = 0) -> Path:
+    dirpath.mkdir(parents=True, exist_ok=True)
+    for split, n, s in (("train", n_train, seed), ("validation", n_val, seed + 1)):
+        with open(dirpath / f"{split}.jsonl", "w", encoding="utf-8") as f:
+            for r in rows(n, s):
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return dirpath
+
+
+def build_tokenizer(out_dir: Path):
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = [r["prompt"] + r["response"] for r in rows(400, 99)]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), "isolated")
+    specials = ["<unk>", "<s>", "</s>", "<pad>"]
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=200, special_tokens=specials))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>", unk_token="<unk>")
+    fast.save_pretrained(out_dir)
+    return fast
+
+
+def build_model(arch: str, tokenizer_dir: Path, out_dir: Path, num_layers: int = 4, seed: int = 0) -> Path:
+    import torch
+    from transformers import (AutoTokenizer, GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig,
+                              LlamaForCausalLM, MixtralConfig, MixtralForCausalLM)
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    common = dict(vocab_size=len(tok), hidden_size=64, num_hidden_layers=num_layers, num_attention_heads=4,
+                  intermediate_size=128, max_position_embeddings=256, bos_token_id=tok.bos_token_id,
+                  eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(seed)
+    if arch == "llama":
+        model = LlamaForCausalLM(LlamaConfig(**common, num_key_value_heads=4))
+    elif arch == "mixtral":
+        model = MixtralForCausalLM(MixtralConfig(**common, num_key_value_heads=4, num_local_experts=4,
+                                                 num_experts_per_tok=2))
+    elif arch == "gpt_neox":
+        model = GPTNeoXForCausalLM(GPTNeoXConfig(**common))
+    else:
+        raise ValueError(arch)
+    model.save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    return out_dir

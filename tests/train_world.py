@@ -38,7 +38,7 @@ def write_dataset(dirpath: Path, n_train: int = 160, n_val: int = 32, seed: int 
 
 
 def build_tokenizer(out_dir: Path):
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     corpus = [r["prompt"] + r["response"] for r in rows(400, 99)]
@@ -46,6 +46,8 @@ def build_tokenizer(out_dir: Path):
     tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), "isolated")
     specials = ["<unk>", "<s>", "</s>", "<pad>"]
     tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=200, special_tokens=specials))
+    bos = tok.token_to_id("<s>")
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)])
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
                                    pad_token="<pad>", unk_token="<unk>")
     fast.save_pretrained(out_dir)
@@ -74,3 +76,33 @@ def build_model(arch: str, tokenizer_dir: Path, out_dir: Path, num_layers: int =
     model.save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
     return out_dir
+
+
+# -- fixtures (imported by the training tests) --------------------------------------------
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def train_world(tmp_path_factory):
+    """Paths of the tiny world: tokenizer, llama, and the synthetic dataset directory."""
+    root = tmp_path_factory.mktemp("train_world")
+    build_tokenizer(root / "tokenizer")
+    build_model("llama", root / "tokenizer", root / "llama")
+    write_dataset(root / "data")
+    return {"root": root, "tokenizer": root / "tokenizer", "llama": root / "llama", "data": root / "data"}
+
+
+def make_job(world, out_dir: Path, method: str, model_dir: Path | None = None, **train):
+    from jaflow.train.recipes import TrainJob
+
+    defaults = {"max_steps": 20, "eval_steps": 5, "logging_steps": 5, "learning_rate": 3e-3, "lora_r": 8,
+                "lora_alpha": 16, "per_device_train_batch_size": 8, "per_device_eval_batch_size": 16,
+                "gradient_accumulation_steps": 1, "warmup_ratio": 0.0}
+    return TrainJob(
+        name=out_dir.name, method=method,
+        model={"pretrained": str(model_dir or world["llama"]), "peft": None, "tokenizer": None,
+               "use_fast": True, "trust_remote_code": False, "dtype": "auto"},
+        train_file=str(world["data"] / "train.jsonl"), validation_file=str(world["data"] / "validation.jsonl"),
+        out_dir=str(out_dir), checkpoints=str(out_dir / "checkpoints"), train=defaults | train, seed=0,
+    )

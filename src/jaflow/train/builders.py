@@ -145,8 +145,9 @@ def training_arguments(
         max_grad_norm=train.get("max_grad_norm", 0.3),
         weight_decay=train.get("weight_decay", 0.0),
         optim=train.get("optim", "adamw_torch"),
-        gradient_checkpointing=train.get("gradient_checkpointing", True) and method != "qlora",
-        gradient_checkpointing_kwargs={"use_reentrant": False},
+        # qlora's checkpointing is switched on by prepare_model_for_kbit_training
+        activation_checkpointing=train.get("gradient_checkpointing", True) and method != "qlora",
+        activation_checkpointing_kwargs={"use_reentrant": False},
         eval_strategy="steps",
         eval_steps=train.get("eval_steps", 50),
         save_strategy="steps",

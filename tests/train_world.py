@@ -98,7 +98,8 @@ def make_job(world, out_dir: Path, method: str, model_dir: Path | None = None, *
 
     defaults = {"max_steps": 20, "eval_steps": 5, "logging_steps": 5, "learning_rate": 3e-3, "lora_r": 8,
                 "lora_alpha": 16, "per_device_train_batch_size": 8, "per_device_eval_batch_size": 16,
-                "gradient_accumulation_steps": 1, "warmup_ratio": 0.0}
+                "gradient_accumulation_steps": 1, "warmup_ratio": 0.0,
+                "gradient_checkpointing": False}
     return TrainJob(
         name=out_dir.name, method=method,
         model={"pretrained": str(model_dir or world["llama"]), "peft": None, "tokenizer": None,

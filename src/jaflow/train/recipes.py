@@ -150,6 +150,7 @@ def write_outputs(job: TrainJob, trainer: Trainer) -> None:
     history.write_log_history(out / "log_history.csv", trainer.state.log_history)
     with atomic_path(out / "trainer_state.json") as tmp:
         trainer.state.save_to_json(str(tmp))
+    log.info("rank %d wrote %s", trainer.args.process_index, out)
     if job.method == "lisa":
         cb = next(c for c in trainer.callback_handler.callbacks if isinstance(c, lisa.LisaCallback))
         rows = lisa.schedule(len(cb.layers), cb.n_active, cb.interval, cb.seed, trainer.state.global_step)

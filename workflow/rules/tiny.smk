@@ -1,12 +1,54 @@
-# The tiny offline world: a tokenizer, tiny models and small datasets in the real schemas.
+# The tiny offline world: small datasets in the real schemas, a tokenizer trained on their
+# text, and tiny models of the seeds' architectures. Nothing here reaches the network.
+
+
+rule tiny_instructions:
+    output:
+        "results/tiny/data/instructions.jsonl",
+    params:
+        rows=config["tiny"]["instruction_rows"],
+        seed=config["seed"],
+    log:
+        "logs/tiny/instructions.log",
+    script:
+        "../scripts/tiny_instructions.py"
+
+
+rule tiny_jglue:
+    output:
+        jglue=directory("results/tiny/jglue"),
+        marc_train="results/tiny/data/marc_train.jsonl",
+    params:
+        rows=config["tiny"]["jglue_rows"],
+        marc_rows=config["tiny"]["marc_rows"],
+        seed=config["seed"],
+    log:
+        "logs/tiny/jglue.log",
+    script:
+        "../scripts/tiny_jglue.py"
+
+
+rule tiny_mtbench:
+    output:
+        questions="results/tiny/mtbench/question.jsonl",
+    params:
+        seed=config["seed"],
+    log:
+        "logs/tiny/mtbench.log",
+    script:
+        "../scripts/tiny_mtbench.py"
 
 
 rule tiny_tokenizer:
+    input:
+        instructions=rules.tiny_instructions.output[0],
+        jglue=rules.tiny_jglue.output.jglue,
+        marc_train=rules.tiny_jglue.output.marc_train,
+        mtbench=rules.tiny_mtbench.output.questions,
     output:
         directory("results/tiny/tokenizer"),
     params:
-        tiny=config["tiny"],
-        seed=config["seed"],
+        vocab_size=config["tiny"]["vocab_size"],
     log:
         "logs/tiny/tokenizer.log",
     script:
@@ -15,7 +57,7 @@ rule tiny_tokenizer:
 
 rule tiny_model:
     input:
-        tokenizer="results/tiny/tokenizer",
+        tokenizer=rules.tiny_tokenizer.output[0],
     output:
         directory("results/tiny/models/{arch}"),
     wildcard_constraints:
@@ -27,18 +69,3 @@ rule tiny_model:
         "logs/tiny/model_{arch}.log",
     script:
         "../scripts/tiny_model.py"
-
-
-rule tiny_data:
-    output:
-        instructions="results/tiny/data/instructions.jsonl",
-        marc_train="results/tiny/data/marc_train.jsonl",
-        jglue=directory("results/tiny/jglue"),
-        mtbench_questions="results/tiny/mtbench/question.jsonl",
-    params:
-        tiny=config["tiny"],
-        seed=config["seed"],
-    log:
-        "logs/tiny/data.log",
-    script:
-        "../scripts/tiny_data.py"

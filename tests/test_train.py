@@ -27,15 +27,17 @@ def tokenizer(train_world):  # noqa: F811
 
 
 def test_prompt_is_masked_and_boundary_is_exact(tokenizer):
-    ex = data.tokenize_example(tokenizer, "### 指示:\nあつい\n\n### 応答:\n", "さむい", max_length=64)
-    n_prompt = len(tokenizer("### 指示:\nあつい\n\n### 応答:\n", add_special_tokens=False)["input_ids"])
-    assert ex["input_ids"][0] == tokenizer.bos_token_id
-    assert ex["labels"][: 1 + n_prompt] == [data.IGNORE_INDEX] * (1 + n_prompt)
-    response = tokenizer.decode([t for t in ex["labels"] if t != data.IGNORE_INDEX])
-    assert response.replace(" ", "") == "さむい" + tokenizer.eos_token
+    prompt = "### 指示:\nあつい\n\n### 応答:\n"
+    ex = data.tokenize_example(tokenizer, prompt, "さむい", max_length=64)
+    bos = [tokenizer.bos_token_id] if tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id] else []
+    n_prompt = len(bos) + len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    assert ex["input_ids"][: len(bos)] == bos
+    assert ex["labels"][:n_prompt] == [data.IGNORE_INDEX] * n_prompt
+    assert all(t != data.IGNORE_INDEX for t in ex["labels"][n_prompt:])
+    assert tokenizer.decode(ex["labels"][n_prompt:]) == "さむい" + tokenizer.eos_token
     # tokenizing the joined text gives the same ids: the mask sits exactly on the boundary
-    joined = tokenizer("### 指示:\nあつい\n\n### 応答:\nさむい", add_special_tokens=False)["input_ids"]
-    assert ex["input_ids"][1:-1] == joined
+    joined = tokenizer(prompt + "さむい", add_special_tokens=False)["input_ids"]
+    assert ex["input_ids"][len(bos):-1] == joined
 
 
 def test_train_on_prompt_and_truncation(tokenizer):
@@ -44,7 +46,6 @@ def test_train_on_prompt_and_truncation(tokenizer):
     cut = data.tokenize_example(tokenizer, "あ" * 50 + "応答:", "い" * 40, max_length=20)
     assert len(cut["input_ids"]) == 20
     assert sum(t != data.IGNORE_INDEX for t in cut["labels"]) >= 9  # the response keeps half the budget
-    assert tokenizer.decode(cut["input_ids"][1:]).replace(" ", "").startswith("あ")
     assert "応答:" in tokenizer.decode(cut["input_ids"]).replace(" ", "")  # the prompt's end survives
 
 
@@ -85,7 +86,7 @@ def test_incomplete_checkpoints_are_ignored(tmp_path):
 @pytest.fixture(scope="module")
 def full_run(train_world, tmp_path_factory):  # noqa: F811
     out = tmp_path_factory.mktemp("full") / "full"
-    job = make_job(train_world, out, "full", max_steps=30, eval_steps=10, logging_steps=10)
+    job = make_job(train_world, out, "full", max_steps=40, eval_steps=10, logging_steps=10)
     before = build_trainer(job).evaluate()["eval_loss"]
     trainer = train(job)
     return job, before, trainer
@@ -95,13 +96,13 @@ def test_eval_loss_drops_on_a_learnable_task(full_run):
     job, before, trainer = full_run
     rows = read_log_history(Path(job.out_dir) / "log_history.csv")
     evals = [r for r in rows if r["eval_loss"] is not None]
-    assert [r["step"] for r in evals] == [10, 20, 30]
+    assert [r["step"] for r in evals] == [10, 20, 30, 40]
     assert evals[-1]["eval_loss"] < 0.4 * before, (before, evals)
     assert all(r["train_loss"] and r["tokens_per_s"] > 0 and r["learning_rate"] == 3e-3 for r in rows)
     assert [r["tokens_seen"] for r in rows] == sorted(r["tokens_seen"] for r in rows)
     state = json.loads((Path(job.out_dir) / "trainer_state.json").read_text())
-    assert state["global_step"] == 30
-    assert [p.name for p in resume.complete_checkpoints(job.checkpoints)] == [f"checkpoint-{s}" for s in (10, 20, 30)]
+    assert state["global_step"] == 40
+    assert [p.name for p in resume.complete_checkpoints(job.checkpoints)] == [f"checkpoint-{s}" for s in (10, 20, 30, 40)]
 
 
 def test_select_by_eval_loss_writes_full_model(full_run, tmp_path):
@@ -158,16 +159,14 @@ def test_select_by_downstream_lm_eval_metric(full_run, train_world, tmp_path):  
     tasks.mkdir()
     (tasks / "tiny_opposite.yaml").write_text(TASK_YAML.format(path=data_file), encoding="utf-8")
     out = tmp_path / "models" / "down"
-    sel = select_checkpoint(
-        state_path=Path(job.out_dir) / "trainer_state.json", checkpoints_dir=job.checkpoints, out_dir=out,
-        model_args=job.model, merge_adapter=False,
-        select={"metric": "lm_eval:tiny_opposite:acc", "mode": "max", "include_path": str(tasks)},
-    )
-    assert [c["step"] for c in sel["candidates"]] == [10, 20, 30]
+    select = {"metric": "lm_eval:tiny_opposite:acc", "mode": "max", "include_path": str(tasks)}
+    scorer = lm_eval_scorer(select["metric"], job.model, select)
+    sel = select_checkpoint(state_path=Path(job.out_dir) / "trainer_state.json", checkpoints_dir=job.checkpoints,
+                            out_dir=out, model_args=job.model, merge_adapter=False, select=select, score=scorer)
+    assert [c["step"] for c in sel["candidates"]] == [10, 20, 30, 40]
     assert sel["value"] == max(c["value"] for c in sel["candidates"])
     assert sel["value"] >= 0.75  # the trained model knows the opposites (chance is 0.5)
-    untrained = lm_eval_scorer("lm_eval:tiny_opposite:acc", job.model, {"include_path": str(tasks)})
-    assert sel["value"] >= untrained(Path(job.model["pretrained"])) + 0.2
+    assert sel["value"] >= scorer(Path(job.model["pretrained"])) + 0.2  # vs the untrained base
     assert (out / "model.safetensors").is_file()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from train_world import build_model, make_job, train_world  # noqa: F401  (fixture)
+from train_world import build_mixtral, make_job, train_world  # noqa: F401  (fixture)
 from transformers import TrainerCallback
 
 from jaflow.train import lisa
@@ -62,8 +62,8 @@ def layer_of(name: str) -> int | None:
 @pytest.mark.parametrize("arch", ["llama", "mixtral"])
 def test_lisa_trains_only_sampled_layers_with_fresh_moments(arch, train_world, tmp_path):  # noqa: F811
     seed, comeback = comeback_seed()
-    model_dir = train_world["llama"] if arch == "llama" else build_model(
-        "mixtral", train_world["tokenizer"], tmp_path / "mixtral", num_layers=N_LAYERS)
+    model_dir = train_world["llama"] if arch == "llama" else build_mixtral(
+        train_world["tokenizer"], tmp_path / "mixtral", num_layers=N_LAYERS)
     job = make_job(train_world, tmp_path / "lisa", "lisa", model_dir=model_dir, max_steps=3 * INTERVAL,
                    eval_steps=100, lisa_layers=N_ACTIVE, lisa_interval=INTERVAL, weight_decay=0.1, seed=seed)
     trainer = build_trainer(job)
@@ -93,14 +93,17 @@ def test_lisa_trains_only_sampled_layers_with_fresh_moments(arch, train_world, t
     assert set(rec.steps[2 * INTERVAL + 1]["adam_steps"][comeback]) == {2.0}
 
 
-@pytest.mark.parametrize("arch", ["llama", "mixtral", "gpt_neox"])
+@pytest.mark.parametrize("arch", ["llama", "mistral", "mixtral", "gpt_neox"])
 def test_find_layers(arch, train_world, tmp_path):  # noqa: F811
     from transformers import AutoModelForCausalLM
 
-    d = build_model(arch, train_world["tokenizer"], tmp_path / arch, num_layers=3)
+    if arch == "mixtral":
+        d = build_mixtral(train_world["tokenizer"], tmp_path / arch, num_layers=3)
+    else:
+        d = train_world["tiny_model"](arch)
     model = AutoModelForCausalLM.from_pretrained(d)
     layers = lisa.find_layers(model)
-    assert len(layers) == 3
+    assert len(layers) == model.config.num_hidden_layers
     inner = model.gpt_neox.layers if arch == "gpt_neox" else model.model.layers
     assert layers is inner
 

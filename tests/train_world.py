@@ -1,7 +1,5 @@
-"""A tiny world for the training tests: a character-level tokenizer, tiny random-init models
-and a learnable synthetic instruction task (prompt names a word, response is its opposite).
-
-Character-level pre-splitting means prompt + response tokenize exactly as each alone.
+"""The training tests' world: conftest's tiny tokenizer and models, a tiny Mixtral, and a
+learnable synthetic instruction task (the prompt names a word, the response is its opposite).
 """
 
 from __future__ import annotations
@@ -37,43 +35,19 @@ def write_dataset(dirpath: Path, n_train: int = 160, n_val: int = 32, seed: int 
     return dirpath
 
 
-def build_tokenizer(out_dir: Path):
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    corpus = [r["prompt"] + r["response"] for r in rows(400, 99)]
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), "isolated")
-    specials = ["<unk>", "<s>", "</s>", "<pad>"]
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=200, special_tokens=specials))
-    bos = tok.token_to_id("<s>")
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>", unk_token="<unk>")
-    fast.save_pretrained(out_dir)
-    return fast
-
-
-def build_model(arch: str, tokenizer_dir: Path, out_dir: Path, num_layers: int = 4, seed: int = 0) -> Path:
+def build_mixtral(tokenizer_dir: Path, out_dir: Path, num_layers: int = 4, seed: int = 0) -> Path:
+    """A tiny random Mixtral (4 experts, top-2); jaflow.tiny builds the dense architectures."""
     import torch
-    from transformers import (AutoTokenizer, GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig,
-                              LlamaForCausalLM, MixtralConfig, MixtralForCausalLM)
+    from transformers import AutoTokenizer, MixtralConfig, MixtralForCausalLM
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    common = dict(vocab_size=len(tok), hidden_size=64, num_hidden_layers=num_layers, num_attention_heads=4,
-                  intermediate_size=128, max_position_embeddings=256, bos_token_id=tok.bos_token_id,
-                  eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    config = MixtralConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=num_layers,
+                           num_attention_heads=4, num_key_value_heads=4, intermediate_size=128,
+                           max_position_embeddings=256, num_local_experts=4, num_experts_per_tok=2,
+                           bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                           pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
     torch.manual_seed(seed)
-    if arch == "llama":
-        model = LlamaForCausalLM(LlamaConfig(**common, num_key_value_heads=4))
-    elif arch == "mixtral":
-        model = MixtralForCausalLM(MixtralConfig(**common, num_key_value_heads=4, num_local_experts=4,
-                                                 num_experts_per_tok=2))
-    elif arch == "gpt_neox":
-        model = GPTNeoXForCausalLM(GPTNeoXConfig(**common))
-    else:
-        raise ValueError(arch)
-    model.save_pretrained(out_dir)
+    MixtralForCausalLM(config).save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
     return out_dir
 
@@ -84,13 +58,12 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def train_world(tmp_path_factory):
-    """Paths of the tiny world: tokenizer, llama, and the synthetic dataset directory."""
+def train_world(tmp_path_factory, tiny_tokenizer_dir, tiny_model):
+    """Paths of the tiny world: tokenizer, llama (conftest's), and the synthetic dataset."""
     root = tmp_path_factory.mktemp("train_world")
-    build_tokenizer(root / "tokenizer")
-    build_model("llama", root / "tokenizer", root / "llama")
     write_dataset(root / "data")
-    return {"root": root, "tokenizer": root / "tokenizer", "llama": root / "llama", "data": root / "data"}
+    return {"root": root, "tokenizer": tiny_tokenizer_dir, "llama": tiny_model("llama"), "data": root / "data",
+            "tiny_model": tiny_model}
 
 
 def make_job(world, out_dir: Path, method: str, model_dir: Path | None = None, **train):

@@ -102,12 +102,15 @@ def lm_eval_scorer(metric: str, model_args: dict[str, Any], select: dict[str, An
     task, name = parse_metric(metric)
     key = name if "," in name else f"{name},none"
 
+    managers: list[Any] = []  # indexing lm-eval's task tree is slow: once per scorer
+
     def score(ckpt: Path) -> float:
         from lm_eval import simple_evaluate
         from lm_eval.tasks import TaskManager
 
-        include = select.get("include_path")
-        manager = TaskManager(include_path=str(include) if include else None)
+        if not managers:
+            include = select.get("include_path")
+            managers.append(TaskManager(include_path=str(include) if include else None))
         out = simple_evaluate(
             model="hf",
             model_args=lm_eval_model_args(model_args, ckpt),
@@ -115,7 +118,7 @@ def lm_eval_scorer(metric: str, model_args: dict[str, Any], select: dict[str, An
             num_fewshot=select.get("num_fewshot"),
             limit=select.get("limit"),
             batch_size=select.get("batch_size", 1),
-            task_manager=manager,
+            task_manager=managers[0],
             log_samples=False,
             random_seed=0,
             numpy_random_seed=1234,

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transformers import Trainer, TrainerCallback, set_seed
+from transformers import Trainer, TrainerCallback, TrainerState, set_seed
 
 from jaflow.errors import ConfigError
 from jaflow.io import atomic_path
@@ -139,7 +139,14 @@ def train(job: TrainJob, callbacks: list[TrainerCallback] | None = None) -> Trai
     last = resume.last_complete_checkpoint(job.checkpoints)
     if last is not None:
         log.info("resuming from %s", last)
-    trainer.train(resume_from_checkpoint=str(last) if last else None)
+        state = TrainerState.load_from_json(str(last / "trainer_state.json"))
+        if state.max_steps > 0 and state.global_step >= state.max_steps:
+            # Killed after the last save: training is done. (The Trainer would run one more step.)
+            log.info("%s is the final checkpoint; writing outputs only", last.name)
+            trainer.state = state
+            last = None
+    if trainer.state.global_step == 0:
+        trainer.train(resume_from_checkpoint=str(last) if last else None)
     if trainer.is_world_process_zero():
         write_outputs(job, trainer)
     return trainer

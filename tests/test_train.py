@@ -227,3 +227,19 @@ def test_select_keeps_adapter(qlora_run, tmp_path):
     assert sel["adapter"] is True
     assert sorted(p.name for p in out.iterdir() if "token" not in p.name) == [
         "adapter_config.json", "adapter_model.safetensors", "checksums.sha256", "selection.json"]
+
+
+def test_lora_targets_gpt_neox_module_names(tiny_model):
+    from transformers import AutoModelForCausalLM
+
+    from jaflow.errors import ConfigError
+    from jaflow.train.builders import apply_lora
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model("gpt_neox"))
+    names = ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"]
+    model = apply_lora(base, "lora", {"lora_r": 4, "target_modules": names, "gradient_checkpointing": False})
+    wrapped = {n.split(".lora_A")[0].split(".")[-1] for n, _ in model.named_parameters() if "lora_A" in n}
+    assert wrapped == set(names)
+    with pytest.raises(ConfigError, match="train.target_modules"):
+        apply_lora(AutoModelForCausalLM.from_pretrained(tiny_model("gpt_neox")), "lora",
+                   {"target_modules": ["q_proj"], "gradient_checkpointing": False})

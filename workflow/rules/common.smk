@@ -5,7 +5,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from jaflow.config import prepare_config
-from jaflow.graph import MergedModel, ModelGraph, TrainedModel
+from jaflow.graph import MergedModel, ModelGraph, TrainedModel, is_local_path
 from jaflow.workflow import Targets
 
 # jaflow's own check first: its errors name the key path (models.x.train.lora_r: ...).
@@ -66,7 +66,8 @@ def merge_inputs(wildcards):
 def merge_spec(wildcards):
     node = GRAPH[wildcards.merged]
     return {
-        "base": GRAPH.hf_args(node.base),
+        "name": node.name,
+        "base": dict(GRAPH.hf_args(node.base), model=node.base),
         "experts": [dict(e, **{"hf": GRAPH.hf_args(e["model"])}) for e in node.experts],
         "gate_mode": node.gate_mode,
         "experts_per_token": node.experts_per_token,
@@ -115,8 +116,41 @@ def chat_format(wildcards):
     return GRAPH.chat_format(wildcards.model)
 
 
+def mtbench_sources(wildcards=None):
+    """Question, reference and judge-prompt files (local paths or URLs; null prompts = jaflow's)."""
+    mt = config["mtbench"]
+    return {
+        "questions": mt["questions"] or "results/tiny/mtbench/question.jsonl",
+        "reference_answers": mt["reference_answers"],
+        "judge_prompts": mt["judge_prompts"],
+    }
+
+
+def _local(source):
+    return bool(source) and not str(source).startswith(("http://", "https://"))
+
+
+MTBENCH_ANSWER_KEYS = ("max_new_tokens", "num_choices", "batch_size", "top_p", "repetition_penalty", "temperature")
+MTBENCH_JUDGE_KEYS = ("judge", "turns", "ref_categories", "batch_size")
+
+
+def mtbench_answer_params(wildcards):
+    """Only what changes the answers, so a judge setting never regenerates them."""
+    return {k: config["mtbench"][k] for k in MTBENCH_ANSWER_KEYS}
+
+
+def mtbench_judge_params(wildcards):
+    return {k: config["mtbench"][k] for k in MTBENCH_JUDGE_KEYS}
+
+
 def mtbench_questions(wildcards):
-    return config["mtbench"]["questions"] or "results/tiny/mtbench/question.jsonl"
+    source = mtbench_sources()["questions"]
+    return source if _local(source) else []
+
+
+def mtbench_judge_files(wildcards):
+    sources = mtbench_sources()
+    return [sources[k] for k in ("reference_answers", "judge_prompts") if _local(sources[k])]
 
 
 def _judge_model_name():
@@ -126,12 +160,22 @@ def _judge_model_name():
 
 def mtbench_judge_inputs(wildcards):
     name = _judge_model_name()
-    return GRAPH.model_inputs(name) if name else []
+    if name:
+        return GRAPH.model_inputs(name)
+    judge = config["mtbench"]["judge"]
+    return [judge["model"]] if judge["backend"] == "hf" and is_local_path(judge["model"]) else []
 
 
 def mtbench_judge_hf_args(wildcards):
     name = _judge_model_name()
     return GRAPH.hf_args(name) if name else None
+
+
+def mtbench_baseline_answers(wildcards):
+    pairwise = config["mtbench"]["pairwise"]
+    return pairwise.get("answers") or (
+        f"results/mtbench/{wildcards.bench}/model_answer/{pairwise['baseline']}.jsonl"
+    )
 
 
 def report_spec(wildcards):
@@ -144,3 +188,10 @@ def report_models(wildcards):
 
 def report_inputs(wildcards):
     return TARGETS.report_inputs(wildcards.report)
+
+
+def report_facts(wildcards):
+    """What the model cards of a report say about each trained or merged model."""
+    from jaflow.report.cards import model_facts
+
+    return model_facts(GRAPH, config, TARGETS.report_models(wildcards.report))

@@ -67,3 +67,21 @@ def test_killed_run_resumes_to_the_same_result(train_world, tmp_path):  # noqa: 
     for step in a:
         assert abs(a[step] - b[step]) <= 1e-6, (step, a[step], b[step])
     assert a[24] < a[4]
+
+
+def test_checkpoints_of_other_settings_are_not_resumed(train_world, tmp_path):  # noqa: F811
+    from jaflow.train.recipes import train
+
+    job = make_job(train_world, tmp_path / "run", "full", max_steps=4, eval_steps=2, logging_steps=2)
+    train(job)
+    assert resume.checkpoint_step(resume.last_complete_checkpoint(job.checkpoints)) == 4
+    assert resume.claim(job.checkpoints, job.fingerprint())  # same job: kept for resuming
+    changed = make_job(train_world, tmp_path / "run", "full", max_steps=6, eval_steps=2, logging_steps=2,
+                       learning_rate=1e-3)
+    assert changed.fingerprint() != job.fingerprint()
+    trainer = train(changed)
+    # trained from step 0 with the new settings, not resumed from the old checkpoint-4
+    lrs = [e["learning_rate"] for e in trainer.state.log_history if "loss" in e]
+    assert lrs == [1e-3, 1e-3, 1e-3]
+    assert [p.name for p in resume.complete_checkpoints(changed.checkpoints)] == [
+        "checkpoint-2", "checkpoint-4", "checkpoint-6"]

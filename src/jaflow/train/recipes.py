@@ -10,6 +10,7 @@ resume from the last complete checkpoint, write the tidy log.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -22,7 +23,7 @@ from typing import Any
 from transformers import Trainer, TrainerCallback, TrainerState, set_seed
 
 from jaflow.errors import ConfigError
-from jaflow.io import atomic_path
+from jaflow.io import atomic_path, sha256_file
 from jaflow.train import builders, data, history, lisa, resume
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,13 @@ class TrainJob:
     def run_seed(self) -> int:
         s = self.train.get("seed")
         return self.seed if s is None else s
+
+    def fingerprint(self) -> str:
+        """Hash of what decides the training trajectory: checkpoints of another are not resumed."""
+        what = {"method": self.method, "model": self.model, "train": self.train, "seed": self.run_seed,
+                "data": [sha256_file(self.train_file), sha256_file(self.validation_file)],
+                "select_metric": self.select.get("metric", "eval_loss")}
+        return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2)
@@ -131,6 +139,7 @@ def train(job: TrainJob, callbacks: list[TrainerCallback] | None = None) -> Trai
     log.info("rank %d/%d: %s (%s), %d train / %d eval examples", rank, world, job.name, job.method,
              len(trainer.train_dataset), len(trainer.eval_dataset))
     if trainer.is_world_process_zero():
+        resume.claim(job.checkpoints, job.fingerprint())
         resume.remove_incomplete(job.checkpoints)
     if world > 1:
         import torch.distributed as dist

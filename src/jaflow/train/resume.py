@@ -68,3 +68,26 @@ def remove_incomplete(root: str | Path) -> list[Path]:
         log.warning("removing incomplete checkpoint %s", p)
         shutil.rmtree(p)
     return removed
+
+
+FINGERPRINT = "job.sha256"
+
+
+def claim(root: str | Path, fingerprint: str) -> bool:
+    """Make `root` hold checkpoints of the job with `fingerprint`.
+
+    Checkpoints left by a job with other settings (changed hyper-parameters, data or base model)
+    must not be resumed: they are removed. Returns True when existing checkpoints were kept.
+    """
+    root = Path(root)
+    marker = root / FINGERPRINT
+    kept = True
+    if root.is_dir() and any(root.iterdir()):
+        old = marker.read_text().strip() if marker.is_file() else None
+        if old != fingerprint:
+            log.warning("checkpoints in %s come from a job with other settings; starting from step 0", root)
+            shutil.rmtree(root)
+            kept = False
+    root.mkdir(parents=True, exist_ok=True)
+    marker.write_text(fingerprint + "\n")
+    return kept

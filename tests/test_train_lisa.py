@@ -10,7 +10,7 @@ from train_world import build_mixtral, make_job, train_world  # noqa: F401  (fix
 from transformers import TrainerCallback
 
 from jaflow.train import lisa
-from jaflow.train.recipes import build_trainer
+from jaflow.train.recipes import build_trainer, write_outputs
 
 INTERVAL, N_LAYERS, N_ACTIVE = 2, 4, 1
 
@@ -91,6 +91,11 @@ def test_lisa_trains_only_sampled_layers_with_fresh_moments(arch, train_world, t
     assert back["adam_steps"][comeback] and set(back["adam_steps"][comeback]) == {1.0}
     # a layer kept across steps of one period accumulates them
     assert set(rec.steps[2 * INTERVAL + 1]["adam_steps"][comeback]) == {2.0}
+
+    write_outputs(job, trainer)  # lisa_layers.csv: the layers each period really trained
+    lines = (tmp_path / "lisa" / "lisa_layers.csv").read_text().splitlines()
+    assert lines == ["step,active_layers"] + [
+        f"{s['step'] - 1},{' '.join(map(str, s['active']))}" for s in rec.steps[::INTERVAL]]
 
 
 @pytest.mark.parametrize("arch", ["llama", "mistral", "mixtral", "gpt_neox"])

@@ -11,7 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from train_world import make_job, train_world  # noqa: F401  (fixture)
+from transformers import TrainerCallback
 
 from jaflow.train import resume
 
@@ -85,3 +87,35 @@ def test_checkpoints_of_other_settings_are_not_resumed(train_world, tmp_path):  
     assert lrs == [1e-3, 1e-3, 1e-3]
     assert [p.name for p in resume.complete_checkpoints(changed.checkpoints)] == [
         "checkpoint-2", "checkpoint-4", "checkpoint-6"]
+
+
+class Preempted(Exception):
+    pass
+
+
+class StopAfterSave(TrainerCallback):
+    """Dies right after the checkpoint of `step` is written, like a preempted job."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise Preempted
+
+
+def test_lisa_resumes_mid_period_to_the_same_result(train_world, tmp_path):  # noqa: F811
+    from jaflow.train.recipes import train
+
+    kw = dict(max_steps=9, eval_steps=2, logging_steps=2, lisa_layers=2, lisa_interval=3, learning_rate=1e-3)
+    ref = make_job(train_world, tmp_path / "ref", "lisa", **kw)
+    cut = make_job(train_world, tmp_path / "cut", "lisa", **kw)
+    train(ref)
+    with pytest.raises(Preempted):
+        train(cut, callbacks=[StopAfterSave(4)])  # step 4 is inside the period of steps 3-5
+    train(cut)
+    a, b = evals(ref), evals(cut)
+    assert sorted(a) == sorted(b) == [2, 4, 6, 8, 9]
+    for step in a:
+        assert abs(a[step] - b[step]) <= 1e-6, (step, a[step], b[step])
+    assert (tmp_path / "ref" / "lisa_layers.csv").read_text() == (tmp_path / "cut" / "lisa_layers.csv").read_text()

@@ -102,14 +102,17 @@ def merge_adapter(wildcards):
     return not GRAPH.is_adapter(wildcards.trained) and GRAPH[wildcards.trained].method in ("qlora", "lora")
 
 
-def jglue_data_inputs(wildcards):
-    return [] if config["jglue"]["data_dir"] else ["results/tiny/jglue"]
+def jglue_data_source(wildcards):
+    """Upstream JGLUE files: jglue.data_dir, else the tiny world's."""
+    return config["jglue"]["data_dir"] or "results/tiny/jglue"
 
 
 def jglue_suite(wildcards):
     from jaflow.workflow import jglue_suite_tasks
 
-    return jglue_suite_tasks(config["jglue"], wildcards.suite)
+    # a run's own template wins over jglue.template
+    templates = [r["template"] for r in config["jglue"]["runs"] if r["suite"] == wildcards.suite and r.get("template")]
+    return jglue_suite_tasks(config["jglue"], wildcards.suite, templates[0] if templates else None)
 
 
 def chat_format(wildcards):

@@ -110,8 +110,12 @@ def jglue_data_source(wildcards):
 def jglue_suite(wildcards):
     from jaflow.workflow import jglue_suite_tasks
 
-    # a run's own template wins over jglue.template
-    templates = [r["template"] for r in config["jglue"]["runs"] if r["suite"] == wildcards.suite and r.get("template")]
+    # a run's own template wins over jglue.template; runs of one suite may differ per model
+    # (seed 002: 0.5 for the bilingual chat models, 0.4 for the 3.6B one, 0.3 for base models)
+    templates = [
+        r["template"] for r in config["jglue"]["runs"]
+        if r["suite"] == wildcards.suite and wildcards.model in r["models"] and r.get("template")
+    ]
     return jglue_suite_tasks(config["jglue"], wildcards.suite, templates[0] if templates else None)
 
 

@@ -5,6 +5,7 @@ to end on the tiny offline world."""
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import yaml
 from jaflow.config import prepare_config
 from jaflow.errors import DataError
 from jaflow.experiments import (
+    TINY_JGLUE_TASKS as JGLUE_FAMILIES,
     base_models,
     hub_references,
     missing_user_file,
@@ -357,10 +359,18 @@ def test_tiny_card_runs_end_to_end(card, tmp_path, tiny_tokenizer_dir):
     targets = Targets(config, ModelGraph.from_config(config)).all()
     missing = [t for t in targets if not (tmp_path / t).exists()]
     assert missing == []
+    suites = config["jglue"]["suites"]
     for run in config["jglue"]["runs"]:
+        own = {t["task"]: t.get("template") for t in suites.get(run["suite"], [])}
         for model in run["models"]:
-            scores = (tmp_path / f"results/jglue/{run['suite']}/{model}/scores.csv").read_text(encoding="utf-8")
-            assert len(scores.splitlines()) >= 2
+            with open(tmp_path / f"results/jglue/{run['suite']}/{model}/scores.csv", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+            assert rows
+            # each model is evaluated in its own run's template (seed 002: 0.5, 0.4, 0.3)
+            expected = run.get("template") or config["jglue"]["template"]
+            for row in rows:
+                if row["task"] in JGLUE_FAMILIES and row["task"] != "xwinograd_ja":
+                    assert row["template"] == (own.get(row["task"]) or expected), (model, row)
     for name in ModelGraph.from_config(config).names(TrainedModel):
         selection = json.loads((tmp_path / f"results/models/{name}/selection.json").read_text())
         assert selection["metric"] == config["models"][name]["select"]["metric"]

@@ -22,6 +22,8 @@ from jaflow.config import prepare_config
 from jaflow.errors import DataError
 from jaflow.experiments import (
     TINY_JGLUE_TASKS as JGLUE_FAMILIES,
+)
+from jaflow.experiments import (
     base_models,
     hub_references,
     missing_user_file,

@@ -62,7 +62,9 @@ def test_data_stage_of_the_demo_runs(run_workflow):
 def test_an_experiment_config_stands_alone(run_workflow, tmp_path):
     experiment = tmp_path / "experiment.yaml"
     experiment.write_text("models: {m: {pretrained: org/some-model}}\n"
-                          "jglue: {runs: [{suite: jglue4, models: [m]}]}\n")
+                          "jglue: {runs: [{suite: jglue4, models: [m]}]}\n"
+                          "reports: {r: {title: minimal}}\n")  # nullable sections (bootstrap) left unset
     proc = run_workflow(configfiles=[experiment], default_config=False, args=["-n"])
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts.get("jglue") == 1 and "train" not in counts  # the demo's models are not merged in
+    assert counts.get("report") == 1

@@ -105,7 +105,8 @@ def tidy_scores(model: str, results: dict[str, Any], entries: dict[str, dict[str
                 "task_version": (spec.version or "") if spec else str(results.get("versions", {}).get(task, "")),
                 "template": (spec.template or "") if spec else "",
                 "num_fewshot": entries.get(task, {}).get("num_fewshot", cfg.get("num_fewshot")) or 0,
-                "metric": metric, "value": value, "stderr": "" if stderr is None else stderr, "n": n,
+                # lm-eval's filters (gsm8k: strict-match, flexible-extract) stay apart.
+                "metric": metric if filt == "none" else f"{metric},{filt}", "value": value, "stderr": "" if stderr is None else stderr, "n": n,
                 "card_value": value * scale,
             })
     return rows

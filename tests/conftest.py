@@ -54,3 +54,59 @@ def tiny_model(tmp_path_factory, tiny_tokenizer_dir):
         return cache[arch]
 
     return make
+
+
+def snakemake_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT / "src"), env.get("PYTHONPATH")]))
+    return env
+
+
+def snakemake(workdir: Path, *targets: str, config: dict | None = None, configfiles=(), args=(),
+              check: bool = True, cores: int = 2, default_config: bool = True):
+    """Run real snakemake on this repo's Snakefile with `workdir` as its working directory.
+
+    `config` is written to a YAML file given after the repo's default config (later files win,
+    mappings merge recursively). Returns the CompletedProcess with a `workdir` attribute.
+    """
+    import subprocess
+    import sys
+
+    import yaml
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    files = [str(REPO_ROOT / "config" / "config.yaml")] if default_config else []
+    files += [str(f) for f in configfiles]
+    if config is not None:
+        extra = workdir / "test-config.yaml"
+        extra.write_text(yaml.safe_dump(config, allow_unicode=True))
+        files.append(str(extra))
+    cmd = [sys.executable, "-m", "snakemake", *targets, "-s", str(REPO_ROOT / "Snakefile"),
+           "--cores", str(cores), "--directory", str(workdir), *args, "--configfile", *files]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=snakemake_env(), cwd=workdir)
+    proc.workdir = workdir
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture
+def run_workflow(tmp_path):
+    """`run_workflow(*targets, config=..., configfiles=..., args=..., check=..., workdir=...)` in a fresh dir."""
+
+    def run(*targets: str, workdir: Path | None = None, **kwargs):
+        return snakemake(workdir or tmp_path / "work", *targets, **kwargs)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def finished_demo(tmp_path_factory) -> Path:
+    """The default demo run once, end to end, for the whole session; returns its work directory.
+
+    Tests that only read the demo's outputs share this run instead of paying for their own.
+    """
+    workdir = tmp_path_factory.mktemp("demo")
+    snakemake(workdir)
+    return workdir

@@ -80,3 +80,27 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
                 raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
             rows.append(obj)
     return rows
+
+
+CHECKSUMS = "checksums.sha256"
+
+
+def write_checksums(model_dir: str | os.PathLike) -> Path:
+    """Write `checksums.sha256` over every other file of a model dir (`sha256sum -c` reads it)."""
+    root = Path(model_dir)
+    digests = {p: d for p, d in sha256_tree(root).items() if p != CHECKSUMS}
+    with atomic_path(root / CHECKSUMS) as tmp:
+        tmp.write_text("".join(f"{d}  {p}\n" for p, d in digests.items()), encoding="utf-8")
+    return root / CHECKSUMS
+
+
+def verify_checksums(model_dir: str | os.PathLike) -> list[str]:
+    """Files of `checksums.sha256` that are missing or changed (empty when all match)."""
+    root = Path(model_dir)
+    bad = []
+    for line in (root / CHECKSUMS).read_text(encoding="utf-8").splitlines():
+        digest, rel = line.split("  ", 1)
+        path = root / rel
+        if not path.is_file() or sha256_file(path) != digest:
+            bad.append(rel)
+    return bad

@@ -34,10 +34,24 @@ def report_index(report: str) -> str:
     return f"results/reports/{report}/index.md"
 
 
+def check_model_references(config: dict[str, Any], graph: ModelGraph) -> None:
+    """Evaluations and reports may only name models of the graph."""
+    from jaflow.errors import ConfigError
+
+    named = [(f"jglue.runs.{i}.models", m) for i, r in enumerate(config["jglue"]["runs"]) for m in r["models"]]
+    named += [("mtbench.models", m) for m in config["mtbench"]["models"]]
+    named += [(f"reports.{r}.models", m) for r, spec in config["reports"].items() for m in spec["models"]]
+    for key, model in named:
+        if model not in graph.nodes:
+            known = ", ".join(sorted(graph.nodes)) or "none"
+            raise ConfigError(f"{key}: unknown model '{model}' (known: {known})")
+
+
 class Targets:
     """Every final output the config asks for."""
 
     def __init__(self, config: dict[str, Any], graph: ModelGraph):
+        check_model_references(config, graph)
         self.config = config
         self.graph = graph
 
@@ -83,6 +97,17 @@ class Targets:
             "log_history": [f"results/train/{m}/log_history.csv" for m in trained],
             "models": [f"results/models/{m}" for m in built],
         }
+
+    def summary(self) -> str:
+        """Where the outputs are, for the end of a run."""
+        lines = ["jaflow outputs:"]
+        for d in self.config["datasets"]:
+            lines.append(f"  dataset {d}: manifest {dataset_files(d)['manifest']}")
+        lines += [f"  model: {p}" for p in self.models()]
+        lines += [f"  JGLUE scores: {p}" for p in self.jglue()]
+        lines += [f"  MT-Bench scores: {p}" for p in self.mtbench()]
+        lines += [f"  report: {p}" for p in self.reports()]
+        return "\n".join(lines)
 
     def all(self) -> list[str]:
         datasets = [dataset_files(d)["manifest"] for d in self.config["datasets"]]

@@ -66,7 +66,8 @@ def merge_inputs(wildcards):
 def merge_spec(wildcards):
     node = GRAPH[wildcards.merged]
     return {
-        "base": GRAPH.hf_args(node.base),
+        "name": node.name,
+        "base": dict(GRAPH.hf_args(node.base), model=node.base),
         "experts": [dict(e, **{"hf": GRAPH.hf_args(e["model"])}) for e in node.experts],
         "gate_mode": node.gate_mode,
         "experts_per_token": node.experts_per_token,

@@ -1,5 +1,7 @@
-"""Rule merge_moe: wired into the workflow, not built yet; fails loudly rather than faking a result."""
+"""Rule merge_moe: merge a merge node's base and experts into a Mixtral-style MoE (mergekit-moe)."""
 
-from jaflow.workflow import not_implemented
+from jaflow.logs import log_to
+from jaflow.merge import merge_moe
 
-not_implemented("merge_moe")
+with log_to(snakemake.log[0]):
+    merge_moe(snakemake.params.spec, snakemake.output[0], seed=snakemake.params.seed)

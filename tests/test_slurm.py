@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.slurm
 
@@ -33,15 +34,36 @@ NODE = "jaflow1"
 GPU_TYPE = "tiny"
 GPU_RULES = {"train", "select_checkpoint", "merge_moe", "jglue", "mtbench_answer", "mtbench_judge"}
 
-# Targets run through Slurm and compared byte for byte with a local run. Extend this list as
-# stages land (e.g. "results/models/tiny_qlora", "results/jglue/jglue4/tiny_qlora/scores.csv",
-# or simply "all" for the whole tiny demo): GPU rules among them must show their GPU in Slurm.
+# Targets run through Slurm and compared byte for byte with a local run: the demo's data and a
+# mergekit MoE of two tiny bases (merge_moe is a GPU rule). Extend this list as stages land
+# (e.g. "results/models/trained", "results/jglue/jglue4/trained/scores.csv", or "all"): GPU
+# rules among the jobs must show their GPU request in Slurm.
 TARGETS = [
     "results/tiny/data/instructions.jsonl",
     "results/datasets/demo_mix/train.jsonl",
     "results/datasets/demo_mix/validation.jsonl",
     "results/datasets/demo_mix/manifest.json",
+    "results/models/moe",
 ]
+
+
+def write_test_config(tiny_model, tiny_tokenizer_dir, path: Path) -> Path:
+    """The demo's datasets; as models, two tiny Llamas (made by the fixtures) and their MoE."""
+    from jaflow.tiny import build_model
+
+    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    expert = build_model("llama", tiny_tokenizer_dir, path.parent / "expert", seed=1)
+    config = {
+        "seed": demo["seed"],
+        "datasets": demo["datasets"],
+        "models": {
+            "base": {"pretrained": str(tiny_model("llama"))},
+            "expert": {"pretrained": str(expert)},
+            "moe": {"base": "base", "experts": ["base", "expert"], "gate_mode": "random", "dtype": "float32"},
+        },
+    }
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    return path
 DEBIAN_PACKAGES = ["slurm-wlm", "munge"]
 DAEMONS = ["munged", "slurmctld", "slurmd"]
 
@@ -242,9 +264,10 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_tiny_workflow_through_profile_slurm_matches_local_run(slurm_cluster, tmp_path):
+def test_tiny_workflow_through_profile_slurm_matches_local_run(slurm_cluster, tmp_path, tiny_model,
+                                                              tiny_tokenizer_dir):
     on_slurm, local = tmp_path / "slurm", tmp_path / "local"
-    config = ["--configfile", str(REPO / "config" / "config.yaml")]
+    config = ["--configfile", str(write_test_config(tiny_model, tiny_tokenizer_dir, tmp_path / "config.yaml"))]
     # Exactly as users type it, from the repository root: ./slurm is the profile.
     slurm_run = run_snakemake(
         slurm_cluster,
@@ -264,7 +287,7 @@ def test_tiny_workflow_through_profile_slurm_matches_local_run(slurm_cluster, tm
 
     jobs = submitted_jobs(log)
     rules = {rule for rule, _, _ in jobs}
-    assert {"tiny_instructions", "sample_dataset"} <= rules, log[-4000:]
+    assert {"tiny_instructions", "sample_dataset", "merge_moe"} <= rules, log[-4000:]
     for rule, jobid, slurm_log in jobs:
         info = slurm_cluster.job(jobid)
         assert info["JobState"] == "COMPLETED", (rule, info)

@@ -15,13 +15,14 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 GPU_RULES = ["train", "select_checkpoint", "merge_moe", "jglue", "mtbench_answer", "mtbench_judge"]
 SITE_VARS = [
-    "JAFLOW_SLURM_PARTITION", "JAFLOW_SLURM_GPU_PARTITION", "JAFLOW_SLURM_ACCOUNT",
+    "JAFLOW_SLURM_SITE", "JAFLOW_SLURM_PARTITION", "JAFLOW_SLURM_GPU_PARTITION", "JAFLOW_SLURM_ACCOUNT",
     "JAFLOW_SLURM_GPU_MODEL", "JAFLOW_SLURM_GPU_FLAG", "JAFLOW_SLURM_JUDGE_GPUS", "JAFLOW_GPUS",
 ]
 
 
 def parse_profile(name: str, monkeypatch, **env: str) -> dict:
     """The profile as Snakemake reads it: key -> value, resources as 'rule:name=value' strings."""
+    monkeypatch.chdir("/")  # no slurm/site.yaml of the developer's in the way
     for var in SITE_VARS:
         monkeypatch.delenv(var, raising=False)
     for var, value in env.items():
@@ -58,7 +59,7 @@ def test_slurm_profile_site_settings_from_the_environment(monkeypatch):
     plain = parse_profile("slurm", monkeypatch)
     assert plain["executor"] == "slurm" and plain["slurm-requeue"] == "True"
     assert not any("slurm_partition" in r or "slurm_account" in r for r in plain["default-resources"])
-    assert rule_resources(plain, "train") == {"cpus_per_task": "8", "mem_mb": "64000", "runtime": "24h", "gpu": "1"}
+    assert rule_resources(plain, "train") == {"cpus_per_task": "8", "mem_mb": "64000", "runtime": "'24h'", "gpu": "1"}
     assert rule_resources(plain, "sample_dataset") == {"mem_mb": "16000", "runtime": "120"}
 
     site = parse_profile("slurm", monkeypatch, JAFLOW_SLURM_PARTITION="cpu", JAFLOW_SLURM_ACCOUNT="lab",
@@ -72,6 +73,20 @@ def test_slurm_profile_site_settings_from_the_environment(monkeypatch):
         assert res["slurm_partition"] == "'gpu'"
     judge = rule_resources(site, "mtbench_judge")  # an API judge: no GPU, the CPU partition
     assert "gres" not in judge and "gpu" not in judge and "slurm_partition" not in judge
+
+
+def test_slurm_site_file_sets_partition_and_per_rule_resources(monkeypatch, tmp_path):
+    site = tmp_path / "site.yaml"
+    site.write_text((REPO / "profiles/slurm/site.example.yaml").read_text())
+    profile = parse_profile("slurm", monkeypatch, JAFLOW_SLURM_SITE=str(site), JAFLOW_SLURM_ACCOUNT="other")
+    assert "slurm_partition='cpu'" in profile["default-resources"]
+    assert "slurm_account='other'" in profile["default-resources"]  # the variable wins
+    train = rule_resources(profile, "train")
+    assert train["runtime"] == "'48h'" and train["mem_mb"] == "128000" and train["cpus_per_task"] == "8"
+    assert train["gpu"] == "1" and train["gpu_model"] == "'a100'" and train["slurm_partition"] == "'gpu'"
+    assert rule_resources(profile, "report") == {"runtime": "10"}
+    with pytest.raises(Exception, match="no such file"):
+        parse_profile("slurm", monkeypatch, JAFLOW_SLURM_SITE=str(tmp_path / "missing.yaml"))
 
 
 def test_local_profile_counts_gpus(monkeypatch):

@@ -27,6 +27,11 @@ include: "workflow/rules/mtbench.smk"
 include: "workflow/rules/report.smk"
 
 
+# Seconds of CPU on small tables: run on the submitting host, not through a cluster queue.
+localrules:
+    report,
+
+
 rule all:
     default_target: True
     input:

@@ -28,7 +28,7 @@ wildcard_constraints:
     dataset=names_regex(config["datasets"]),
     model=r"[^/]+",
     # any name but a merge's: listing every training run made each pattern as long as a sweep
-    trained=r"(?!(?:" + names_regex(GRAPH.names(MergedModel)) + r")(?:/|$))[^/]+",
+    trained=rf"(?!(?:{names_regex(GRAPH.names(MergedModel))})(?:/|$))[^/]+",
     merged=names_regex(GRAPH.names(MergedModel)),
     suite=r"[^/]+",
     judge=r"[^/]+",

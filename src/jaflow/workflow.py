@@ -25,6 +25,10 @@ def mtbench_scores(bench: str, judge: str, model: str) -> str:
     return f"results/mtbench/{bench}/scores/{judge}/{model}.csv"
 
 
+def mtbench_pairwise_scores(bench: str, judge: str, model: str) -> str:
+    return f"results/mtbench/{bench}/pairwise/{judge}/{model}.csv"
+
+
 def judge_id(judge: dict[str, Any]) -> str:
     """A path-safe name for the judge (its model name)."""
     return judge["model"].replace("/", "__")
@@ -40,6 +44,9 @@ def check_model_references(config: dict[str, Any], graph: ModelGraph) -> None:
 
     named = [(f"jglue.runs.{i}.models", m) for i, r in enumerate(config["jglue"]["runs"]) for m in r["models"]]
     named += [("mtbench.models", m) for m in config["mtbench"]["models"]]
+    pairwise = config["mtbench"]["pairwise"]
+    if pairwise and not pairwise.get("answers"):
+        named.append(("mtbench.pairwise.baseline", pairwise["baseline"]))
     named += [(f"reports.{r}.models", m) for r, spec in config["reports"].items() for m in spec["models"]]
     for key, model in named:
         if model not in graph.nodes:
@@ -64,7 +71,11 @@ class Targets:
 
     def mtbench(self) -> list[str]:
         mt = self.config["mtbench"]
-        return [mtbench_scores(mt["bench"], judge_id(mt["judge"]), m) for m in mt["models"]]
+        out = [mtbench_scores(mt["bench"], judge_id(mt["judge"]), m) for m in mt["models"]]
+        if mt["pairwise"]:
+            out += [mtbench_pairwise_scores(mt["bench"], judge_id(mt["judge"]), m)
+                    for m in mt["models"] if m != mt["pairwise"]["baseline"]]
+        return out
 
     def reports(self) -> list[str]:
         return [report_index(r) for r in self.config["reports"]]
@@ -91,11 +102,13 @@ class Targets:
         ]
         trained = [m for m in self.graph.names(TrainedModel) if m in models]
         built = trained + [m for m in self.graph.names(MergedModel) if m in models]
+        datasets = dict.fromkeys(self.graph[m].dataset for m in trained)
         return {
             "jglue": jglue,
             "mtbench": mtbench,
             "log_history": [f"results/train/{m}/log_history.csv" for m in trained],
             "models": [f"results/models/{m}" for m in built],
+            "manifests": [dataset_files(d)["manifest"] for d in datasets],
         }
 
     def summary(self) -> str:

@@ -5,7 +5,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from jaflow.config import validate_config
-from jaflow.graph import MergedModel, ModelGraph, TrainedModel
+from jaflow.graph import MergedModel, ModelGraph, TrainedModel, is_local_path
 from jaflow.sweep import expand_sweeps
 from jaflow.workflow import Targets
 
@@ -107,22 +107,58 @@ def merge_adapter(wildcards):
     return not GRAPH.is_adapter(wildcards.trained) and GRAPH[wildcards.trained].method in ("qlora", "lora")
 
 
-def jglue_data_inputs(wildcards):
-    return [] if config["jglue"]["data_dir"] else ["results/tiny/jglue"]
+def jglue_data_source(wildcards):
+    """Upstream JGLUE files: jglue.data_dir, else the tiny world's."""
+    return config["jglue"]["data_dir"] or "results/tiny/jglue"
 
 
 def jglue_suite(wildcards):
     from jaflow.workflow import jglue_suite_tasks
 
-    return jglue_suite_tasks(config["jglue"], wildcards.suite)
+    # a run's own template wins over jglue.template
+    templates = [r["template"] for r in config["jglue"]["runs"] if r["suite"] == wildcards.suite and r.get("template")]
+    return jglue_suite_tasks(config["jglue"], wildcards.suite, templates[0] if templates else None)
 
 
 def chat_format(wildcards):
     return GRAPH.chat_format(wildcards.model)
 
 
+def mtbench_sources(wildcards=None):
+    """Question, reference and judge-prompt files (local paths or URLs; null prompts = jaflow's)."""
+    mt = config["mtbench"]
+    return {
+        "questions": mt["questions"] or "results/tiny/mtbench/question.jsonl",
+        "reference_answers": mt["reference_answers"],
+        "judge_prompts": mt["judge_prompts"],
+    }
+
+
+def _local(source):
+    return bool(source) and not str(source).startswith(("http://", "https://"))
+
+
+MTBENCH_ANSWER_KEYS = ("max_new_tokens", "num_choices", "batch_size", "top_p", "repetition_penalty", "temperature")
+MTBENCH_JUDGE_KEYS = ("judge", "turns", "ref_categories", "batch_size")
+
+
+def mtbench_answer_params(wildcards):
+    """Only what changes the answers, so a judge setting never regenerates them."""
+    return {k: config["mtbench"][k] for k in MTBENCH_ANSWER_KEYS}
+
+
+def mtbench_judge_params(wildcards):
+    return {k: config["mtbench"][k] for k in MTBENCH_JUDGE_KEYS}
+
+
 def mtbench_questions(wildcards):
-    return config["mtbench"]["questions"] or "results/tiny/mtbench/question.jsonl"
+    source = mtbench_sources()["questions"]
+    return source if _local(source) else []
+
+
+def mtbench_judge_files(wildcards):
+    sources = mtbench_sources()
+    return [sources[k] for k in ("reference_answers", "judge_prompts") if _local(sources[k])]
 
 
 def _judge_model_name():
@@ -132,12 +168,22 @@ def _judge_model_name():
 
 def mtbench_judge_inputs(wildcards):
     name = _judge_model_name()
-    return GRAPH.model_inputs(name) if name else []
+    if name:
+        return GRAPH.model_inputs(name)
+    judge = config["mtbench"]["judge"]
+    return [judge["model"]] if judge["backend"] == "hf" and is_local_path(judge["model"]) else []
 
 
 def mtbench_judge_hf_args(wildcards):
     name = _judge_model_name()
     return GRAPH.hf_args(name) if name else None
+
+
+def mtbench_baseline_answers(wildcards):
+    pairwise = config["mtbench"]["pairwise"]
+    return pairwise.get("answers") or (
+        f"results/mtbench/{wildcards.bench}/model_answer/{pairwise['baseline']}.jsonl"
+    )
 
 
 def report_spec(wildcards):
@@ -150,3 +196,10 @@ def report_models(wildcards):
 
 def report_inputs(wildcards):
     return TARGETS.report_inputs(wildcards.report)
+
+
+def report_facts(wildcards):
+    """What the model cards of a report say about each trained or merged model."""
+    from jaflow.report.cards import model_facts
+
+    return model_facts(GRAPH, config, TARGETS.report_models(wildcards.report))

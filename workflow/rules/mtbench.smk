@@ -10,7 +10,8 @@ rule mtbench_answer:
     params:
         model=hf_args,
         chat_format=chat_format,
-        mtbench=config["mtbench"],
+        sources=mtbench_sources,
+        mtbench=mtbench_answer_params,
         seed=config["seed"],
     log:
         "logs/mtbench/{bench}/answer_{model}.log",
@@ -22,16 +23,39 @@ rule mtbench_judge:
     input:
         answers="results/mtbench/{bench}/model_answer/{model}.jsonl",
         questions=mtbench_questions,
+        judge_files=mtbench_judge_files,
         judge_model=mtbench_judge_inputs,
     output:
         judgments="results/mtbench/{bench}/model_judgment/{judge}/{model}.jsonl",
         scores="results/mtbench/{bench}/scores/{judge}/{model}.csv",
     params:
-        mtbench=config["mtbench"],
+        mtbench=mtbench_judge_params,
+        sources=mtbench_sources,
         judge_hf=mtbench_judge_hf_args,
         cache="results/mtbench/{bench}/judge_cache/{judge}.jsonl",
-        seed=config["seed"],
     log:
         "logs/mtbench/{bench}/judge_{judge}_{model}.log",
     script:
         "../scripts/mtbench_judge.py"
+
+
+rule mtbench_pairwise:
+    input:
+        answers="results/mtbench/{bench}/model_answer/{model}.jsonl",
+        baseline=mtbench_baseline_answers,
+        questions=mtbench_questions,
+        judge_files=mtbench_judge_files,
+        judge_model=mtbench_judge_inputs,
+    output:
+        judgments="results/mtbench/{bench}/pairwise/{judge}/{model}.jsonl",
+        scores="results/mtbench/{bench}/pairwise/{judge}/{model}.csv",
+    params:
+        mtbench=mtbench_judge_params,
+        sources=mtbench_sources,
+        baseline=lambda wildcards: config["mtbench"]["pairwise"]["baseline"],
+        judge_hf=mtbench_judge_hf_args,
+        cache="results/mtbench/{bench}/judge_cache/{judge}.jsonl",
+    log:
+        "logs/mtbench/{bench}/pairwise_{judge}_{model}.log",
+    script:
+        "../scripts/mtbench_pairwise.py"

@@ -6,9 +6,35 @@ rule report:
         unpack(report_inputs),
     output:
         index="results/reports/{report}/index.md",
+        tables=report(
+            directory("results/reports/{report}/tables"),
+            patterns=["{name}.csv"],
+            caption="../report/tables.rst",
+            category="{report}",
+            subcategory="Tables",
+            labels={"table": "{name}"},
+        ),
+        plots=report(
+            directory("results/reports/{report}/plots"),
+            patterns=["{name}.png"],
+            caption="../report/plots.rst",
+            category="{report}",
+            subcategory="Plots",
+            labels={"plot": "{name}"},
+        ),
+        cards=report(
+            directory("results/reports/{report}/cards"),
+            patterns=["{model}/README.md"],
+            caption="../report/cards.rst",
+            category="{report}",
+            subcategory="Model cards",
+            labels={"model": "{model}"},
+        ),
     params:
         spec=report_spec,
-        graph_models=report_models,
+        models=report_models,
+        facts=report_facts,
+        seed=config["seed"],
     log:
         "logs/reports/{report}.log",
     script:

@@ -1,6 +1,8 @@
 # Training runs of the model graph, then checkpoint selection into results/models/<name>.
 # Checkpoints live in results/train/<name>/checkpoints/, which is not an output: a killed
-# job keeps them, and the rerun resumes from the last complete one.
+# job keeps them, and the rerun resumes from the last complete one (unless the job's settings
+# changed). A job given more than one GPU (resources gpu=N, e.g. a profile's set-resources)
+# re-launches itself on N processes through torchrun; JAFLOW_NPROC=N does the same on CPU.
 
 
 rule train:

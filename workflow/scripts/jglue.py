@@ -1,5 +1,21 @@
-"""Rule jglue: wired into the workflow, not built yet; fails loudly rather than faking a result."""
+"""Rule jglue: one suite on one model through lm-eval (jaflow.evaluate.jglue.run)."""
 
-from jaflow.workflow import not_implemented
+from pathlib import Path
 
-not_implemented("jglue")
+from jaflow.evaluate.jglue.run import evaluate_suite
+from jaflow.logs import log_to
+
+with log_to(snakemake.log[0]):
+    cfg = snakemake.params.jglue
+    evaluate_suite(
+        model=snakemake.wildcards.model,
+        hf=snakemake.params.model,
+        tasks=snakemake.params.suite,
+        data_dir=snakemake.input.data,
+        out_dir=Path(snakemake.output.scores).parent,
+        seed=snakemake.params.seed,
+        limit=cfg["limit"],
+        batch_size=cfg["batch_size"],
+        max_length=cfg["max_length"],
+        cache_dir=cfg["cache_dir"],
+    )

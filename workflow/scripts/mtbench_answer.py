@@ -1,5 +1,15 @@
-"""Rule mtbench_answer: wired into the workflow, not built yet; fails loudly rather than faking a result."""
+"""Rule mtbench_answer: one model answers every MT-Bench question (both turns) in its chat format."""
 
-from jaflow.workflow import not_implemented
+import jaflow.logs
+from jaflow.evaluate.mtbench.pipeline import answer_stage
 
-not_implemented("mtbench_answer")
+with jaflow.logs.log_to(snakemake.log[0]):
+    answer_stage(
+        questions=snakemake.params.sources["questions"],
+        output=snakemake.output[0],
+        model_id=snakemake.wildcards.model,
+        hf_args=snakemake.params.model,
+        chat_format=snakemake.params.chat_format,
+        mtbench=snakemake.params.mtbench,
+        seed=snakemake.params.seed,
+    )

@@ -1,5 +1,17 @@
-"""Rule mtbench_judge: wired into the workflow, not built yet; fails loudly rather than faking a result."""
+"""Rule mtbench_judge: an LLM judge rates one model's answers (resumable cache), then scores."""
 
-from jaflow.workflow import not_implemented
+import jaflow.logs
+from jaflow.evaluate.mtbench.pipeline import judge_stage
 
-not_implemented("mtbench_judge")
+with jaflow.logs.log_to(snakemake.log[0]):
+    sources = snakemake.params.sources
+    judge_stage(
+        answers=snakemake.input.answers,
+        questions=sources["questions"],
+        judgments=snakemake.output.judgments,
+        scores=snakemake.output.scores,
+        cache=snakemake.params.cache,
+        model_id=snakemake.wildcards.model,
+        mtbench={**snakemake.params.mtbench, **sources},
+        judge_hf=snakemake.params.judge_hf,
+    )

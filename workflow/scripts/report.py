@@ -1,5 +1,16 @@
-"""Rule report: wired into the workflow, not built yet; fails loudly rather than faking a result."""
+"""Rule report: tables, plots, significance tests and model cards of one report of the config."""
 
-from jaflow.workflow import not_implemented
+from pathlib import Path
 
-not_implemented("report")
+import jaflow.logs
+from jaflow.report.build import build_report
+
+with jaflow.logs.log_to(snakemake.log[0]):
+    build_report(
+        snakemake.params.spec,
+        {k: list(snakemake.input[k]) for k in ("jglue", "mtbench", "log_history", "models", "manifests")},
+        Path(snakemake.output.index).parent,
+        models=list(snakemake.params.models),
+        facts=snakemake.params.facts,
+        seed=snakemake.params.seed,
+    )

@@ -1,5 +1,14 @@
-"""Rule select_checkpoint: wired into the workflow, not built yet; fails loudly rather than faking a result."""
+"""Rule select_checkpoint: best checkpoint of a training run -> results/models/<name>/."""
 
-from jaflow.workflow import not_implemented
+import jaflow.logs
+from jaflow.train.select import select_checkpoint
 
-not_implemented("select_checkpoint")
+with jaflow.logs.log_to(snakemake.log[0]):
+    select_checkpoint(
+        state_path=snakemake.input.state,
+        checkpoints_dir=snakemake.params.checkpoints,
+        out_dir=snakemake.output[0],
+        model_args=dict(snakemake.params.model),
+        select=dict(snakemake.params.node["select"]),
+        merge_adapter=bool(snakemake.params.merge_adapter),
+    )

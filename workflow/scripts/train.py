@@ -1,5 +1,23 @@
-"""Rule train: wired into the workflow, not built yet; fails loudly rather than faking a result."""
+"""Rule train: one training run of the model graph (resumes from its last complete checkpoint)."""
 
-from jaflow.workflow import not_implemented
+from pathlib import Path
 
-not_implemented("train")
+import jaflow.logs
+from jaflow.train.launch import nproc, run
+from jaflow.train.recipes import TrainJob
+
+with jaflow.logs.log_to(snakemake.log[0]):
+    node = snakemake.params.node
+    job = TrainJob(
+        name=node["name"],
+        method=node["method"],
+        model=dict(snakemake.params.model),
+        train_file=snakemake.input.train,
+        validation_file=snakemake.input.validation,
+        out_dir=str(Path(snakemake.output.state).parent),
+        checkpoints=snakemake.params.checkpoints,
+        train=dict(node["train"]),
+        select=dict(node["select"]),
+        seed=snakemake.params.seed,
+    )
+    run(job, nproc(dict(snakemake.resources.items())))

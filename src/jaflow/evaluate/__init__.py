@@ -1,0 +1,1 @@
+"""Evaluation stages: JGLUE through lm-eval (`jaflow.evaluate.jglue`)."""

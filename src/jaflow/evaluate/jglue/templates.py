@@ -1,0 +1,305 @@
+"""The jp-stable prompt templates: one table, (family, version, template) -> TaskTemplate.
+
+Every string is the Stability-AI lm-evaluation-harness (branch jp-stable) prompt, character for
+character. jp-stable assembles a prompt as DESCRIPTION + each few-shot example (text + target)
+followed by FEWSHOT_SEP + the query; lm-eval 0.4 does the same with `description`,
+`target_delimiter: ""` and `fewshot_delimiter: FEWSHOT_SEP`. Task YAMLs are generated from this
+table (`jaflow.evaluate.jglue.yamls`); nothing here is written out per combination by hand.
+
+Documents are the normalised rows of `jaflow.evaluate.jglue.data` (one schema per family).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jaflow.errors import ConfigError
+
+Doc = dict[str, Any]
+
+ALPACA_DESC = "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。\n\n"
+LLAMA2_SYSTEM = "あなたは役立つアシスタントです。"  # jp-stable's default SYSTEM_PROMPT
+LLAMA2_DESC = f"<s>[INST] <<SYS>>\n{LLAMA2_SYSTEM}\n<</SYS>>\n\n"
+LLAMA2_SEP = " </s><s>[INST] "
+JNLI_JA = ["含意", "矛盾", "中立"]
+JNLI_EN = ["entailment", "contradiction", "neutral"]
+
+
+def alpaca(instruction: str, text: str) -> str:
+    return f"### 指示:\n{instruction}\n\n### 入力:\n{text}\n\n### 応答:\n"
+
+
+def rinna_desc(instruction: str, nl: str) -> str:
+    return f"ユーザー: {instruction}{nl}システム: 分かりました。{nl}"
+
+
+def rinna(text: str, nl: str) -> str:
+    return f"ユーザー: {text}{nl}システム: "
+
+
+@dataclass(frozen=True)
+class TaskTemplate:
+    """One jp-stable task: `{family}-{version}-{template}` (xwinograd_ja has no versions)."""
+
+    family: str
+    version: str | None
+    template: str | None
+    description: str
+    fewshot_sep: str
+    text: Callable[[Doc], str]
+    target: Callable[[Doc], str]  # the few-shot example's answer
+    kind: str  # "mc" | "gen" | "winograd"
+    choices: tuple[str, ...] | None = None
+    stop: tuple[str, ...] = ("\n",)
+    fewshot_text: Callable[[Doc], str] | None = None  # jaqket: examples show only the answering context
+    stratified: bool = False  # few-shot balanced by label (jnli 1.3)
+    balanced_metrics: bool = False  # balanced_acc, mcc, macro_f1 (jnli 1.3, marc_ja)
+    eval_split: str = "validation"
+    max_gen: str = "answer"  # "answer": longest gold answer in tokens; "summary+10"; "256"
+    metrics: tuple[str, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return "-".join(p for p in (self.family, self.version, self.template) if p)
+
+    def choice_list(self, doc: Doc) -> list[str]:
+        return list(self.choices) if self.choices is not None else list(doc["choices"])
+
+
+def _ctx(doc: Doc) -> str:
+    return doc["context"].split("[SEP]")[-1].strip()
+
+
+def _jsquad(version: str, template: str) -> TaskTemplate:
+    titled = version == "1.2"
+    instr = "与えられた文脈から、質問に対する答えを抜き出してください。"
+    if template == "0.2":
+        desc = ("質問に対する回答を題名と文章から一言で抽出してください。回答は名詞で答えてください。\n\n" if titled
+                else "質問に対する回答を文章から一言で抽出してください。回答は名詞で答えてください。\n\n")
+
+        def text(d):
+            head = f"題名:{d['title']}\n" if titled else ""
+            return f"{head}文章:{_ctx(d)}\n質問:{d['question']}\n回答:"
+        sep, stop = "\n\n", "\n"
+    elif template == "0.3":
+        desc, sep, stop = ALPACA_DESC, "\n\n", "\n"
+
+        def text(d):
+            head = f"{d['title']}\n" if titled else ""
+            return alpaca(instr, f"文脈：{head}{_ctx(d)}\n質問：{d['question']}")
+    elif template == "0.6":
+        desc, sep, stop = LLAMA2_DESC, LLAMA2_SEP, "\n"
+
+        def text(d):
+            head = f"{d['title']}\n" if titled else ""
+            return f"{instr}\n\n文脈：{head}{_ctx(d)}\n質問：{d['question']} [/INST] "
+    else:
+        nl = "<NL>" if template == "0.4" else "\n"
+        desc, sep, stop = rinna_desc(instr, nl), nl, nl
+
+        def text(d, nl=nl):
+            head = f"{d['title']}{nl}" if titled else ""
+            return rinna(f"文脈：{head}{_ctx(d)}{nl}質問：{d['question']}", nl)
+    return TaskTemplate("jsquad", version, template, desc, sep, text, lambda d: d["answers"][0], "gen",
+                        stop=(stop,), metrics=("exact_match", "f1"))
+
+
+def _jcqa(template: str) -> TaskTemplate:
+    instr = "与えられた選択肢の中から、最適な答えを選んでください。"
+    target = None
+    if template == "0.2":
+        desc = "質問と回答の選択肢を入力として受け取り、選択肢から回答を選択してください。なお、回答は選択肢の番号(例:0)でするものとします。 \n\n"
+
+        def text(d):
+            choices = ",".join(f"{i}.{c}" for i, c in enumerate(d["choices"]))
+            return f"質問:{d['question']}\n選択肢:{choices}\n回答:"
+
+        def target(d):  # the examples answer with the choice index; scoring uses the choice text
+            return str(d["label"])
+        sep = "\n\n"
+    elif template == "0.2.1":
+        desc, sep = "与えられた選択肢の中から、最適な答えを選んでください。 \n\n", "\n\n"
+
+        def text(d):
+            choices = "\n".join(f"- {c}" for c in d["choices"])
+            return f"質問：{d['question']}\n選択肢：\n{choices}\n回答："
+    elif template == "0.3":
+        desc, sep = ALPACA_DESC, "\n\n"
+
+        def text(d):
+            choices = "\n".join(f"- {c}" for c in d["choices"])
+            return alpaca(f"{instr}出力は以下から選択してください：\n{choices}", d["question"])
+    elif template == "0.6":
+        desc, sep = LLAMA2_DESC, LLAMA2_SEP
+
+        def text(d):
+            choices = "\n".join(f"- {c}" for c in d["choices"])
+            return (f"与えられた5つの選択肢の中から、最適な答えを選んでください。出力は以下から選択してください：\n{choices}"
+                    f"\n\n質問：{d['question']} [/INST] ")
+    else:
+        nl = "<NL>" if template == "0.4" else "\n"
+        desc, sep = rinna_desc(instr, nl), nl
+
+        def text(d, nl=nl):
+            choices = nl.join(f"- {c}" for c in d["choices"])
+            return rinna(f"質問：{d['question']}{nl}選択肢：{nl}{choices}", nl)
+    return TaskTemplate("jcommonsenseqa", "1.1", template, desc, sep, text,
+                        target or (lambda d: d["choices"][d["label"]]), "mc",
+                        metrics=("acc", "acc_norm"))
+
+
+def _jnli(version: str, template: str) -> TaskTemplate:
+    labels = JNLI_EN if version == "1.1" else JNLI_JA
+    e, c, n = labels
+    if template == "0.2":
+        desc = (
+            f"前提と仮説の関係を{e}、{c}、{n}の中から回答してください。\n\n"
+            "制約:\n"
+            f"- 前提から仮説が、論理的知識や常識的知識を用いて導出可能である場合は{e}と出力\n"
+            f"- 前提と仮説が両立しえない場合は{c}と出力\n"
+            f"- そのいずれでもない場合は{n}と出力\n\n"
+        )
+        sep = "\n\n"
+
+        def text(d):
+            return f"前提:{d['premise']}\n仮説:{d['hypothesis']}\n関係:"
+    elif template == "0.3":
+        desc, sep = ALPACA_DESC, "\n\n"
+        instr = "与えられた前提と仮説の関係を回答してください。\n\n出力は以下から選択してください：\n" + "\n".join(labels)
+
+        def text(d):
+            return alpaca(instr, f"前提：{d['premise']}\n仮説：{d['hypothesis']}")
+    elif template == "0.6":
+        desc, sep = LLAMA2_DESC, LLAMA2_SEP
+        instr = "与えられた前提と仮説の関係を回答してください。\n\n出力は以下から選択してください：\n" + "\n".join(labels)
+
+        def text(d):
+            return f"{instr}\n\n前提：{d['premise']}\n仮説：{d['hypothesis']} [/INST] "
+    else:
+        nl = "<NL>" if template == "0.4" else "\n"
+        sep = nl
+        desc = rinna_desc("与えられた前提と仮説の関係を回答してください。出力は以下から選択してください："
+                          + nl + nl.join(labels), nl)
+
+        def text(d, nl=nl):
+            return rinna(f"前提：{d['premise']}{nl}仮説：{d['hypothesis']}", nl)
+    balanced = version == "1.3"
+    return TaskTemplate("jnli", version, template, desc, sep, text, lambda d: labels[d["label"]], "mc",
+                        choices=tuple(labels), stratified=balanced, balanced_metrics=balanced,
+                        metrics=("acc", "acc_norm") + (("balanced_acc", "mcc", "macro_f1") if balanced else ()))
+
+
+def _marc(template: str) -> TaskTemplate:
+    labels = ("positive", "negative") if template == "0.2" else ("ポジティブ", "ネガティブ")
+    if template == "0.2":
+        desc = "製品レビューをnegativeかpositiveのいずれかのセンチメントに分類してください。出力は小文字化してください。 \n\n"
+        sep = "\n\n"
+
+        def text(d):
+            return f"製品レビュー:{d['text']}\nセンチメント:"
+    elif template == "0.3":
+        desc, sep = ALPACA_DESC, "\n\n"
+
+        def text(d):
+            return alpaca("以下の製品レビューを、ポジティブまたはネガティブの感情クラスのいずれかに分類してください。", d["text"])
+    elif template == "0.6":
+        desc, sep = LLAMA2_DESC, LLAMA2_SEP
+
+        def text(d):
+            return f"以下の製品レビューを、ポジティブまたはネガティブの感情クラスのいずれかに分類してください。\n\n{d['text']} [/INST] "
+    else:
+        nl = "<NL>" if template == "0.4" else "\n"
+        desc = rinna_desc("与えられた製品レビューを、ポジティブまたはネガティブの感情クラスのいずれかに分類してください。", nl)
+        sep = nl
+
+        def text(d, nl=nl):
+            return rinna(d["text"], nl)
+    return TaskTemplate("marc_ja", "1.1", template, desc, sep, text, lambda d: labels[d["label"]], "mc",
+                        choices=labels, balanced_metrics=True,
+                        metrics=("acc", "acc_norm", "balanced_acc", "mcc", "macro_f1"))
+
+
+JAQKET_FALLBACK: Doc = {
+    "question": "人気漫画『ドラえもん』の登場人物で、ジャイアンの苗字は剛田ですが、スネ夫の苗字は何でしょう?",
+    "answers": ["骨川"],
+    "ctxs": [{
+        "title": "大長編ドラえもん",
+        "text": "通常の『ドラえもん』が掲載1回毎の完結を基本としているのに対し、『大長編』は映画1作の原作となる1つの長編が数回に分けて連載され、ドラえもん・野比のび太・源静香・剛田武(ジャイアン)・骨川スネ夫の5人が編毎に異なる様々な冒険に立ち向かう様が描かれる。単行本も『ドラえもん』から独立した『大長編ドラえもん』として発行されている。",
+        "has_answer": True,
+    }],
+}
+
+
+def _jaqket(template: str) -> TaskTemplate:
+    instr = "与えられた文脈から、質問に対する答えを抜き出してください。"
+
+    def text(d):
+        context = "\n".join(c["text"] for c in d["ctxs"][:5])
+        return alpaca(instr, f"文脈：{context}\n質問：{d['question']}")
+
+    def fewshot_text(d):
+        # jp-stable shows an example with only its first context that holds the answer,
+        # or a fixed fallback question when none does (the target stays the example's own).
+        answering = [c for c in d["ctxs"] if c["has_answer"]][:1]
+        src = d if answering else JAQKET_FALLBACK
+        ctx = answering[0] if answering else JAQKET_FALLBACK["ctxs"][0]
+        return alpaca(instr, f"文脈：{ctx['text']}\n質問：{src['question']}")
+
+    return TaskTemplate("jaqket_v2", "0.2", template, ALPACA_DESC, "\n\n", text, lambda d: d["answers"][0],
+                        "gen", fewshot_text=fewshot_text, metrics=("exact_match", "f1"))
+
+
+def _xlsum(template: str) -> TaskTemplate:
+    def text(d):
+        return alpaca("与えられたニュース記事を要約してください。", f"ニュース記事:{d['text']}")
+
+    return TaskTemplate("xlsum_ja", "1.0", template, ALPACA_DESC, "\n\n", text, lambda d: d["summary"], "gen",
+                        eval_split="test", max_gen="summary+10", metrics=("rouge2",))
+
+
+def _mgsm(template: str) -> TaskTemplate:
+    def text(d):
+        return alpaca("与えられた問題に対して、ステップごとに答えを導き出してください。",
+                      d["question"].replace("問題：", ""))
+
+    return TaskTemplate("mgsm", "1.0", template, ALPACA_DESC, "\n\n", text,
+                        lambda d: d["answer"].replace("ステップごとの答え：", ""), "gen",
+                        eval_split="test", max_gen="256", metrics=("acc",))
+
+
+def _xwinograd() -> TaskTemplate:
+    # Scored as log p(sentence1) vs log p(sentence2) with an empty context (the EOT token).
+    return TaskTemplate("xwinograd_ja", None, None, "", "\n\n", lambda d: "",
+                        lambda d: d[f"sentence{d['answer']}"], "winograd", eval_split="test", metrics=("acc",))
+
+
+def _build() -> dict[str, TaskTemplate]:
+    table = [_jsquad(v, t) for v in ("1.1", "1.2") for t in ("0.2", "0.3", "0.4", "0.5", "0.6")]
+    table += [_jcqa(t) for t in ("0.2", "0.2.1", "0.3", "0.4", "0.5", "0.6")]
+    table += [_jnli("1.1", t) for t in ("0.2", "0.3", "0.4", "0.5")]  # 1.1 predates 0.6
+    table += [_jnli("1.3", t) for t in ("0.2", "0.3", "0.4", "0.5", "0.6")]
+    table += [_marc(t) for t in ("0.2", "0.3", "0.4", "0.5", "0.6")]
+    table += [_jaqket("0.3"), _xlsum("0.3"), _mgsm("0.3"), _xwinograd()]
+    return {t.name: t for t in table}
+
+
+TEMPLATES: dict[str, TaskTemplate] = _build()
+FAMILIES = ("jsquad", "jcommonsenseqa", "jnli", "marc_ja", "jaqket_v2", "xlsum_ja", "xwinograd_ja", "mgsm")
+DEFAULT_VERSIONS = {"jsquad": "1.1", "jcommonsenseqa": "1.1", "jnli": "1.3", "marc_ja": "1.1",
+                    "jaqket_v2": "0.2", "xlsum_ja": "1.0", "xwinograd_ja": None, "mgsm": "1.0"}
+
+
+def task_name(family: str, version: str | None = None, template: str | None = None) -> str:
+    """`jsquad-1.1-0.3` from its parts (family defaults fill a missing version)."""
+    if family == "xwinograd_ja":
+        return family
+    version = version or DEFAULT_VERSIONS[family]
+    return f"{family}-{version}-{template}"
+
+
+def get_template(name: str) -> TaskTemplate:
+    if name not in TEMPLATES:
+        raise ConfigError(f"jglue: unknown jp-stable task '{name}' (known: {sorted(TEMPLATES)})")
+    return TEMPLATES[name]

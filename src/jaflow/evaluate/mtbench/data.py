@@ -1,0 +1,162 @@
+"""MT-Bench files in FastChat's layouts: questions, reference answers, judge prompts, answers.
+
+- question.jsonl: `{"question_id": int, "category": str, "turns": [str, str]}` (an optional
+  `reference: [str, ...]` is read as upstream English MT-Bench has it).
+- reference_answer/<judge>.jsonl and model_answer/<model>.jsonl:
+  `{"question_id", "answer_id", "model_id", "choices": [{"index", "turns": [...]}], ...}`.
+- judge prompts: `{"name", "type", "system_prompt", "prompt_template", "output_format", ...}`.
+Each loader takes a local path or an http(s) URL; bad rows raise DataError naming file and line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.request
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jaflow.errors import DataError
+
+DEFAULT_JUDGE_PROMPTS = "judge_prompts_ja.jsonl"
+
+
+@dataclass(frozen=True)
+class Question:
+    question_id: int
+    category: str
+    turns: tuple[str, ...]
+    reference: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class JudgePrompt:
+    name: str
+    type: str
+    system_prompt: str
+    prompt_template: str
+    output_format: str
+    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    def fingerprint(self) -> str:
+        text = json.dumps([self.name, self.system_prompt, self.prompt_template], ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _read_text(source: str | Path) -> str:
+    source = str(source)
+    if source.startswith(("http://", "https://")):
+        with urllib.request.urlopen(source, timeout=60) as r:  # noqa: S310 - user-configured URL
+            return r.read().decode("utf-8")
+    try:
+        return Path(source).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{source}: file not found") from None
+
+
+def read_jsonl_source(source: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-empty line of a local file or URL."""
+    rows = []
+    for lineno, line in enumerate(_read_text(source).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{source}:{lineno}: invalid JSON ({e.msg})") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{source}:{lineno}: expected a JSON object")
+        rows.append((lineno, obj))
+    return rows
+
+
+def _require(obj: dict, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in obj:
+        raise DataError(f"{where}: missing field '{key}'")
+    if not isinstance(obj[key], kind):
+        raise DataError(f"{where}: field '{key}' has the wrong type ({type(obj[key]).__name__})")
+    return obj[key]
+
+
+def _str_list(value: Any, key: str, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(t, str) for t in value):
+        raise DataError(f"{where}: field '{key}' must be a non-empty list of strings")
+    return tuple(value)
+
+
+def load_questions(source: str | Path) -> list[Question]:
+    questions: list[Question] = []
+    seen: set[int] = set()
+    for lineno, obj in read_jsonl_source(source):
+        where = f"{source}:{lineno}"
+        qid = _require(obj, "question_id", (int, str), where)
+        try:
+            qid = int(qid)  # FastChat's load_questions casts too (old files used strings)
+        except ValueError:
+            raise DataError(f"{where}: question_id '{qid}' is not an integer") from None
+        if qid in seen:
+            raise DataError(f"{where}: question_id {qid} appears twice")
+        seen.add(qid)
+        category = _require(obj, "category", str, where)
+        turns = _str_list(obj.get("turns"), "turns", where)
+        ref = obj.get("reference")
+        reference = _str_list(ref, "reference", where) if ref is not None else None
+        questions.append(Question(qid, category, turns, reference))
+    if not questions:
+        raise DataError(f"{source}: no questions")
+    return questions
+
+
+def load_answers(source: str | Path) -> dict[int, dict[str, Any]]:
+    """question_id -> answer record (model answers or reference answers)."""
+    answers: dict[int, dict[str, Any]] = {}
+    for lineno, obj in read_jsonl_source(source):
+        where = f"{source}:{lineno}"
+        qid = int(_require(obj, "question_id", (int, str), where))
+        choices = _require(obj, "choices", list, where)
+        if not choices:
+            raise DataError(f"{where}: field 'choices' is empty")
+        for i, choice in enumerate(choices):
+            if not isinstance(choice, dict):
+                raise DataError(f"{where}: choices[{i}] is not an object")
+            _str_list(choice.get("turns"), f"choices[{i}].turns", where)
+        answers[qid] = obj
+    return answers
+
+
+def load_references(source: str | Path | None, questions: list[Question]) -> dict[int, tuple[str, ...]]:
+    """Reference answers: the file's first choice, else a question's own `reference` field."""
+    refs = {q.question_id: q.reference for q in questions if q.reference is not None}
+    if source:
+        for qid, rec in load_answers(source).items():
+            refs[qid] = tuple(rec["choices"][0]["turns"])
+    return refs
+
+
+def load_judge_prompts(source: str | Path | None) -> dict[str, JudgePrompt]:
+    """Judge prompts by name; None loads jaflow's own Japanese prompts."""
+    if source is None:
+        source = str(resources.files("jaflow.evaluate.mtbench") / DEFAULT_JUDGE_PROMPTS)
+    prompts: dict[str, JudgePrompt] = {}
+    for lineno, obj in read_jsonl_source(source):
+        where = f"{source}:{lineno}"
+        name = _require(obj, "name", str, where)
+        kind = _require(obj, "type", str, where)
+        if kind not in ("single", "pairwise"):
+            raise DataError(f"{where}: type '{kind}' is not 'single' or 'pairwise'")
+        known = {"name", "type", "system_prompt", "prompt_template", "output_format"}
+        prompts[name] = JudgePrompt(
+            name=name,
+            type=kind,
+            system_prompt=_require(obj, "system_prompt", str, where),
+            prompt_template=_require(obj, "prompt_template", str, where),
+            output_format=_require(obj, "output_format", str, where),
+            extra={k: v for k, v in obj.items() if k not in known},
+        )
+    return prompts
+
+
+def text_hash(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode("utf-8")).hexdigest()

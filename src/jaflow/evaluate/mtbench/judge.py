@@ -1,0 +1,335 @@
+"""LLM-as-a-judge for MT-Bench: single-answer grading, resumable at zero repeated spend.
+
+Every call the judge answers is appended (and fsync'd) to a cache keyed by its content as soon
+as it returns, so a killed run that is rerun only sends what is missing. A rating that cannot be
+parsed is asked for once more (a follow-up turn showing the judge its own text); if it still
+cannot be parsed, the judgment is kept with score -1 and its raw text, and counted.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import fcntl
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from jaflow.errors import ConfigError, DataError
+from jaflow.evaluate.mtbench.categories import NEED_REF_CATEGORIES
+from jaflow.evaluate.mtbench.data import JudgePrompt, Question, text_hash
+
+log = logging.getLogger(__name__)
+
+# FastChat common.py: [[x]] first, then [x]; the first match wins.
+ONE_SCORE = re.compile(r"\[\[(\d+\.?\d*)\]\]")
+ONE_SCORE_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
+
+FOLLOW_UP = {
+    "[[評価]]": "評価の数値だけを、必ず次の形式で書いてください：\"評価：[[5]]\"",
+    "[[rating]]": 'Give only your rating, strictly in this format: "Rating: [[5]]".',
+    "[[A]]": '判定だけを、必ず次の形式で書いてください："[[A]]"、"[[B]]" または "[[C]]"',
+}
+
+Messages = tuple[Mapping[str, str], ...]
+
+
+def parse_rating(text: str) -> float | None:
+    """The rating in a judge's text as FastChat reads it, or None (FastChat's -1)."""
+    match = ONE_SCORE.search(text) or ONE_SCORE_BACKUP.search(text)
+    if not match:
+        return None
+    try:
+        return float(ast.literal_eval(match.group(1)))
+    except (ValueError, SyntaxError):
+        return None
+
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    """One judgment to obtain: a model's answer (one choice) to one turn of one question."""
+
+    question_id: int
+    category: str
+    model: str
+    choice: int
+    turn: int
+    prompt: JudgePrompt
+    messages: Messages
+    answer_hash: str
+    judge_model: str
+    key: str = field(default="")
+
+    def with_key(self) -> JudgeRequest:
+        key = text_hash(
+            self.answer_hash, self.question_id, self.turn, self.judge_model,
+            self.prompt.name, self.prompt.fingerprint(), list(self.messages),
+        )
+        return dataclasses.replace(self, key=key)
+
+    @property
+    def user_prompt(self) -> str:
+        return self.messages[-1]["content"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One chat completion: attempt 0 is the judge prompt, attempt 1 the follow-up."""
+
+    request: JudgeRequest
+    attempt: int
+    messages: Messages
+
+    @property
+    def key(self) -> str:
+        return text_hash(self.request.key, self.attempt, list(self.messages))
+
+
+def _messages(prompt: JudgePrompt, user: str) -> Messages:
+    system = ({"role": "system", "content": prompt.system_prompt},) if prompt.system_prompt else ()
+    return (*system, {"role": "user", "content": user})
+
+
+def prompt_name(category: str, turn: int, ref_categories: Sequence[str], kind: str = "single") -> str:
+    """FastChat's choice: single-v1 / single-math-v1, plus -multi-turn for turn 2."""
+    base = {"single": ("single-v1", "single-math-v1"), "pairwise": ("pair-v2", "pair-math-v1")}[kind]
+    name = base[1] if category in ref_categories else base[0]
+    return name + ("-multi-turn" if turn == 2 else "")
+
+
+def check_prompts(
+    prompts: Mapping[str, JudgePrompt], needed: Iterable[str], source: str, turns: Sequence[int]
+) -> None:
+    for name in sorted(set(needed)):
+        if name not in prompts:
+            hint = " (or judge turn 1 only: mtbench.turns: [1])" if name.endswith("multi-turn") else ""
+            raise DataError(
+                f"{source}: no judge prompt named '{name}'; it has {sorted(prompts)}. "
+                f"Add it to the file{hint}"
+            )
+
+
+def single_requests(
+    questions: Sequence[Question],
+    answers: Mapping[int, dict[str, Any]],
+    references: Mapping[int, Sequence[str]],
+    prompts: Mapping[str, JudgePrompt],
+    *,
+    model: str,
+    judge_model: str,
+    turns: Sequence[int] = (1,),
+    ref_categories: Sequence[str] = NEED_REF_CATEGORIES,
+    prompts_source: str = "judge prompts",
+    answers_source: str = "answers",
+) -> list[JudgeRequest]:
+    """Every (question, choice, turn) judgment for one model's answers."""
+    requests = []
+    needed = {prompt_name(q.category, t, ref_categories) for q in questions for t in turns if t <= len(q.turns)}
+    check_prompts(prompts, needed, prompts_source, turns)
+    for q in questions:
+        if q.question_id not in answers:
+            raise DataError(f"{answers_source}: no answer to question {q.question_id}")
+        needs_ref = q.category in ref_categories
+        ref = references.get(q.question_id)
+        if needs_ref and ref is None:
+            raise DataError(
+                f"question {q.question_id} ({q.category}) needs a reference answer: set "
+                "mtbench.reference_answers or remove the category from mtbench.ref_categories"
+            )
+        for choice in answers[q.question_id]["choices"]:
+            ans = list(choice["turns"])
+            for turn in turns:
+                if turn > len(q.turns):
+                    continue
+                if turn > len(ans):
+                    raise DataError(
+                        f"{answers_source}: question {q.question_id} choice {choice['index']} has "
+                        f"{len(ans)} turn(s), turn {turn} cannot be judged"
+                    )
+                prompt = prompts[prompt_name(q.category, turn, ref_categories)]
+                kwargs: dict[str, str] = {}
+                if turn == 1:
+                    kwargs.update(question=q.turns[0], answer=ans[0])
+                else:
+                    kwargs.update(question_1=q.turns[0], question_2=q.turns[1], answer_1=ans[0], answer_2=ans[1])
+                if needs_ref:
+                    kwargs.update({f"ref_answer_{i + 1}": r for i, r in enumerate(ref)})
+                try:
+                    user = prompt.prompt_template.format(**kwargs)
+                except (KeyError, IndexError) as e:
+                    raise DataError(f"{prompts_source}: prompt '{prompt.name}' uses {e}, which turn {turn} does not provide") from None
+                requests.append(JudgeRequest(
+                    question_id=q.question_id, category=q.category, model=model,
+                    choice=int(choice.get("index", 0)), turn=turn, prompt=prompt,
+                    messages=_messages(prompt, user), answer_hash=text_hash(ans[:turn]),
+                    judge_model=judge_model,
+                ).with_key())
+    return requests
+
+
+# -- the cache ---------------------------------------------------------------------------
+
+
+class JudgeCache:
+    """Append-only JSON lines of judge outputs, keyed by call; safe for several processes."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self.outputs: dict[str, str] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, start=1):
+                try:
+                    row = json.loads(line)
+                    self.outputs[row["key"]] = row["output"]
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    # a line cut short by a kill: that call is simply asked again
+                    log.warning("%s:%d: unreadable cache line skipped", self.path, lineno)
+
+    def get(self, call: Call) -> str | None:
+        return self.outputs.get(call.key)
+
+    def put(self, call: Call, output: str) -> None:
+        r = call.request
+        row = {
+            "key": call.key, "request": r.key, "question_id": r.question_id, "model": r.model,
+            "choice": r.choice, "turn": r.turn, "judge": [r.judge_model, r.prompt.name],
+            "attempt": call.attempt, "output": output,
+        }
+        data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+        with self._lock, open(self.path, "ab") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                if f.tell() > 0:
+                    with open(self.path, "rb") as g:
+                        g.seek(-1, os.SEEK_END)
+                        if g.read(1) != b"\n":
+                            data = b"\n" + data  # finish a line a killed writer left open
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+            self.outputs[call.key] = output
+
+
+# -- backends ----------------------------------------------------------------------------
+
+OnResult = Callable[[Call, "str | None", "str | None"], None]  # (call, output, error)
+
+
+class Backend(Protocol):
+    name: str
+
+    def run(self, calls: Sequence[Call], on_result: OnResult) -> None:
+        """Send `calls`; report each as soon as it returns (output, or error after retries)."""
+
+
+# -- running -----------------------------------------------------------------------------
+
+
+@dataclass
+class Judgment:
+    request: JudgeRequest
+    outputs: list[str] = field(default_factory=list)
+    score: float | None = None
+    error: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.error is not None:
+            return "error"
+        return "ok" if self.score is not None else "parse_failed"
+
+    def record(self) -> dict[str, Any]:
+        """FastChat's model_judgment row (score -1 when there is none) plus jaflow's fields."""
+        r = self.request
+        return {
+            "question_id": r.question_id,
+            "model": r.model,
+            "judge": [r.judge_model, r.prompt.name],
+            "user_prompt": r.user_prompt,
+            "judgment": self.outputs[0] if self.outputs else "",
+            "score": self.score if self.score is not None else -1,
+            "turn": r.turn,
+            "choice": r.choice,
+            "category": r.category,
+            "status": self.status,
+            "raw": self.outputs,
+            "error": self.error,
+        }
+
+
+def follow_up(call: Call, output: str) -> Call:
+    fmt = call.request.prompt.output_format
+    text = FOLLOW_UP.get(fmt, FOLLOW_UP["[[rating]]"])
+    messages = (*call.messages, {"role": "assistant", "content": output}, {"role": "user", "content": text})
+    return Call(call.request, 1, messages)
+
+
+def run_judgments(
+    requests: Sequence[JudgeRequest],
+    backend: Backend,
+    cache: JudgeCache,
+    parse: Callable[[str], Any] = parse_rating,
+) -> list[Judgment]:
+    """Judge every request, sending only calls the cache has not seen (each call once)."""
+    judgments = [Judgment(r) for r in requests]
+    calls = [(j, Call(j.request, 0, j.request.messages)) for j in judgments]
+    errors: dict[str, str | None] = {}
+    sent = {"n": 0}
+    lock = threading.Lock()
+
+    def on_result(call: Call, output: str | None, error: str | None) -> None:
+        if output is not None:
+            cache.put(call, output)
+        with lock:
+            errors[call.key] = error
+            sent["n"] += 1
+
+    for attempt in (0, 1):
+        todo = list({c.key: c for _, c in calls if cache.get(c) is None}.values())
+        log.info("attempt %d: %d call(s), %d to send", attempt, len(calls), len(todo))
+        if todo:
+            backend.run(todo, on_result)
+        retry = []
+        for j, c in calls:
+            output = cache.get(c)
+            if output is None:
+                j.error = errors.get(c.key) or "no output"
+                continue
+            j.outputs.append(output)
+            j.score = parse(output)
+            if j.score is None and attempt == 0:
+                retry.append((j, follow_up(c, output)))
+        calls = retry
+    done = judgments
+    n_failed = sum(j.status == "parse_failed" for j in done)
+    n_errors = sum(j.status == "error" for j in done)
+    log.info("%d judgment(s): %d parse failure(s), %d error(s); %d call(s) sent",
+             len(done), n_failed, n_errors, sent["n"])
+    return done
+
+
+def judgment_rows(judgments: Iterable[Judgment]) -> list[dict[str, Any]]:
+    rows = [j.record() for j in judgments]
+    return sorted(rows, key=lambda r: (r["question_id"], r["choice"], r["turn"]))
+
+
+def require_turns(turns: Sequence[int]) -> list[int]:
+    bad = [t for t in turns if t not in (1, 2)]
+    if bad or not turns:
+        raise ConfigError(f"mtbench.turns: {list(turns)} must be a non-empty subset of [1, 2]")
+    return sorted(set(turns))

@@ -1,0 +1,84 @@
+"""Per-category MT-Bench scores from judgments: tidy rows for the report stage.
+
+One row per (category, turn): `score` is the mean of the valid ratings (FastChat drops -1),
+`stdev` the sample standard deviation of the per-choice means (empty with one choice), `n`
+the valid ratings, `n_failed` parse failures, `n_errors` calls that never returned.
+The `avg_score` row (category column) is the unweighted mean of the category scores, as the
+model cards print it (34.3 / 8 = 4.2875); it is empty when a category has no valid rating.
+With both turns judged, rows with turn `all` pool the two turns (FastChat's "Average").
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from jaflow.evaluate.mtbench.categories import AVG_ROW, table_order
+
+COLUMNS = ("model", "category", "turn", "score", "stdev", "n", "n_failed", "n_errors")
+
+
+def _mean(values: Sequence[float]) -> float:
+    return statistics.fmean(values) if values else math.nan
+
+
+def _stdev(values: Sequence[float]) -> float:
+    return statistics.stdev(values) if len(values) >= 2 else math.nan
+
+
+def _choice_means(rows: Sequence[Mapping[str, Any]]) -> dict[int, float]:
+    by_choice: dict[int, list[float]] = {}
+    for r in rows:
+        if r["score"] is not None and r["score"] >= 0:
+            by_choice.setdefault(int(r.get("choice", 0)), []).append(float(r["score"]))
+    return {c: _mean(v) for c, v in by_choice.items()}
+
+
+def _counts(rows: Sequence[Mapping[str, Any]]) -> tuple[int, int, int]:
+    n = sum(1 for r in rows if r["score"] is not None and r["score"] >= 0)
+    errors = sum(1 for r in rows if r.get("status") == "error")
+    return n, len(rows) - n - errors, errors
+
+
+def score_rows(judgments: Iterable[Mapping[str, Any]], model: str) -> list[dict[str, Any]]:
+    """Rows of the scores CSV from model_judgment rows (score -1 = no rating)."""
+    rows = list(judgments)
+    turns: list[Any] = sorted({int(r["turn"]) for r in rows})
+    if len(turns) > 1:
+        turns.append("all")
+    out = []
+    for turn in turns:
+        in_turn = [r for r in rows if turn == "all" or int(r["turn"]) == turn]
+        categories = table_order(r["category"] for r in in_turn)
+        cat_scores: dict[str, float] = {}
+        per_choice: dict[int, dict[str, float]] = {}
+        for category in categories:
+            sel = [r for r in in_turn if r["category"] == category]
+            valid = [float(r["score"]) for r in sel if r["score"] is not None and r["score"] >= 0]
+            means = _choice_means(sel)
+            for c, m in means.items():
+                per_choice.setdefault(c, {})[category] = m
+            n, n_failed, n_errors = _counts(sel)
+            cat_scores[category] = _mean(valid)
+            out.append(dict(model=model, category=category, turn=turn, score=cat_scores[category],
+                            stdev=_stdev(list(means.values())), n=n, n_failed=n_failed, n_errors=n_errors))
+        complete = all(not math.isnan(s) for s in cat_scores.values())
+        avg = _mean(list(cat_scores.values())) if complete else math.nan
+        choice_avgs = [_mean(list(m.values())) for m in per_choice.values() if len(m) == len(categories)]
+        n, n_failed, n_errors = _counts(in_turn)
+        out.append(dict(model=model, category=AVG_ROW, turn=turn, score=avg,
+                        stdev=_stdev(choice_avgs) if complete else math.nan,
+                        n=n, n_failed=n_failed, n_errors=n_errors))
+    return out
+
+
+def write_scores_csv(path: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    import pandas as pd
+
+    from jaflow.io import atomic_path
+
+    df = pd.DataFrame(list(rows), columns=list(COLUMNS))
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")

@@ -1,0 +1,208 @@
+"""MT-Bench pieces without a model: parsing, prompts, inputs, cache, scores, categories."""
+
+import json
+import math
+
+import pytest
+
+from jaflow.errors import DataError
+from jaflow.evaluate.mtbench import AVG_ROW, CATEGORIES, RADAR_ORDER, parse_rating, radar_order
+from jaflow.evaluate.mtbench.categories import TEMPERATURES, display_name, temperature_for
+from jaflow.evaluate.mtbench.data import load_judge_prompts, load_questions, load_references
+from jaflow.evaluate.mtbench.judge import Call, JudgeCache, prompt_name, single_requests
+from jaflow.evaluate.mtbench.scores import score_rows, write_scores_csv
+from jaflow.tiny.mtbench import tiny_questions, write_tiny_questions, write_tiny_reference_answers
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("評価：[[5]]", 5.0), ("[8]", 8.0), ("Rating: [[7.5]]", 7.5), ("【7】", None), ("7/10", None),
+     ("理由…[[3]] のちに [[9]]", 3.0), ("[[10]]", 10.0)],
+)
+def test_parse_rating_as_fastchat(text, expected):
+    assert parse_rating(text) == expected
+
+
+def test_category_orders_and_temperatures():
+    assert list(CATEGORIES) == sorted(CATEGORIES)  # the cards' table order
+    assert [display_name(c) for c in RADAR_ORDER] == [
+        "Writing", "Roleplay", "Reasoning", "Math", "Coding", "Extraction", "STEM", "Humanities"]
+    assert radar_order(["stem", "zzz", "writing"]) == ["writing", "stem", "zzz"]
+    assert temperature_for("math") == 0.1 and temperature_for("other") == 0.7
+    assert temperature_for("math", {"math": 0.0}) == 0.0
+    assert TEMPERATURES["writing"] == 0.5
+
+
+def _published_judgments(choices=1):
+    """Hand-made judgments whose category means are the Swallow-7b-instruct row of seed 004."""
+    means = dict(zip(CATEGORIES, [2.0, 4.6, 5.4, 1.7, 2.8, 5.0, 5.9, 6.9], strict=True))
+    rows, qid = [], 0
+    for cat, m in means.items():
+        for delta in (-0.5, 0.5):
+            qid += 1
+            for c in range(choices):
+                shift = (0.25 if c == 0 else -0.25) if choices > 1 else 0.0
+                rows.append({"question_id": qid, "category": cat, "turn": 1, "choice": c,
+                             "score": m + delta + shift, "status": "ok"})
+    return rows, means
+
+
+def test_scores_category_means_and_avg_score():
+    rows, means = _published_judgments()
+    # failures and errors are counted but do not move the means
+    rows.append({"question_id": 99, "category": "math", "turn": 1, "choice": 0, "score": -1, "status": "parse_failed"})
+    rows.append({"question_id": 98, "category": "math", "turn": 1, "choice": 0, "score": -1, "status": "error"})
+    table = score_rows(rows, "swallow")
+    by_cat = {r["category"]: r for r in table}
+    assert [r["category"] for r in table] == [*CATEGORIES, AVG_ROW]
+    for cat, m in means.items():
+        assert by_cat[cat]["score"] == pytest.approx(m)
+    assert by_cat[AVG_ROW]["score"] == pytest.approx(34.3 / 8) == pytest.approx(4.2875)
+    assert (by_cat["math"]["n"], by_cat["math"]["n_failed"], by_cat["math"]["n_errors"]) == (2, 1, 1)
+    assert (by_cat[AVG_ROW]["n"], by_cat[AVG_ROW]["n_failed"], by_cat[AVG_ROW]["n_errors"]) == (16, 1, 1)
+    assert math.isnan(by_cat["math"]["stdev"])  # one choice: no spread to report
+
+
+def test_scores_stdev_over_choices_and_missing_category(tmp_path):
+    rows, means = _published_judgments(choices=2)
+    table = {r["category"]: r for r in score_rows(rows, "m")}
+    # choice means differ by 0.5 in every category: sample stdev 0.5 / sqrt(2)
+    assert table["writing"]["stdev"] == pytest.approx(0.5 / math.sqrt(2))
+    assert table[AVG_ROW]["stdev"] == pytest.approx(0.5 / math.sqrt(2))
+    assert table[AVG_ROW]["score"] == pytest.approx(4.2875)
+    # a category with no valid rating leaves avg_score empty rather than a mean of the rest
+    for r in rows:
+        if r["category"] == "coding":
+            r["score"], r["status"] = -1, "parse_failed"
+    table = score_rows(rows, "m")
+    avg = [r for r in table if r["category"] == AVG_ROW][0]
+    assert math.isnan(avg["score"]) and avg["n_failed"] == 4
+    out = tmp_path / "s.csv"
+    write_scores_csv(str(out), table)
+    lines = out.read_text().splitlines()
+    assert lines[0] == "model,category,turn,score,stdev,n,n_failed,n_errors"
+    assert lines[-1].startswith("m,avg_score,1,,")
+
+
+def test_both_turns_add_pooled_rows():
+    rows = [{"question_id": 1, "category": "math", "turn": t, "choice": 0, "score": s, "status": "ok"}
+            for t, s in ((1, 4.0), (2, 8.0))]
+    table = score_rows(rows, "m")
+    assert [(r["category"], r["turn"], r["score"]) for r in table] == [
+        ("math", 1, 4.0), (AVG_ROW, 1, 4.0), ("math", 2, 8.0), (AVG_ROW, 2, 8.0),
+        ("math", "all", 6.0), (AVG_ROW, "all", 6.0)]
+
+
+def test_tiny_questions_schema(tmp_path):
+    path = write_tiny_questions(tmp_path / "q.jsonl", seed=3)
+    qs = load_questions(path)
+    assert sorted(q.category for q in qs) == list(CATEGORIES)
+    assert all(len(q.turns) == 2 for q in qs)
+    assert [q.question_id for q in qs] == list(range(1, 9))
+    refs = load_references(None, qs)
+    assert {q.category for q in qs if q.question_id in refs} == {"math", "reasoning", "coding"}
+    ref_file = write_tiny_reference_answers(tmp_path / "ref.jsonl", seed=3)
+    assert load_references(ref_file, [q.__class__(q.question_id, q.category, q.turns) for q in qs]) == refs
+    assert tiny_questions(3) == tiny_questions(3)
+
+
+def test_bad_question_file_names_file_and_line(tmp_path):
+    path = tmp_path / "question.jsonl"
+    path.write_text('{"question_id": 1, "category": "math", "turns": ["a", "b"]}\n'
+                    '{"question_id": 2, "category": "math"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"question.jsonl:2: field 'turns' must be a non-empty list"):
+        load_questions(path)
+    path.write_text('{"question_id": 1, "category": "math", "turns": ["a"]}\nnot json\n')
+    with pytest.raises(DataError, match=r"question.jsonl:2: invalid JSON"):
+        load_questions(path)
+
+
+def _answers(qs, text="答え"):
+    return {q.question_id: {"question_id": q.question_id, "choices": [
+        {"index": 0, "turns": [f"{text}1-{q.question_id}", f"{text}2-{q.question_id}"]}]} for q in qs}
+
+
+def test_requests_pick_fastchat_prompts_and_show_the_dialogue(tmp_path):
+    qs = load_questions(write_tiny_questions(tmp_path / "q.jsonl"))
+    prompts = load_judge_prompts(None)
+    assert {p.output_format for p in prompts.values() if p.type == "single"} == {"[[評価]]"}
+    reqs = single_requests(qs, _answers(qs), load_references(None, qs), prompts,
+                           model="m", judge_model="j", turns=[1, 2])
+    assert len(reqs) == 16 and len({r.key for r in reqs}) == 16
+    math_q = next(q for q in qs if q.category == "math")
+    t1 = next(r for r in reqs if r.question_id == math_q.question_id and r.turn == 1)
+    t2 = next(r for r in reqs if r.question_id == math_q.question_id and r.turn == 2)
+    assert t1.prompt.name == "single-math-v1" and t2.prompt.name == "single-math-v1-multi-turn"
+    assert math_q.reference[0] in t1.user_prompt and f"答え2-{math_q.question_id}" not in t1.user_prompt
+    for text in (*math_q.turns, *math_q.reference, f"答え1-{math_q.question_id}", f"答え2-{math_q.question_id}"):
+        assert text in t2.user_prompt  # the multi-turn prompt sees the whole dialogue
+    assert prompt_name("writing", 2, ["math"]) == "single-v1-multi-turn"
+    # keys change with the answer, the judge and the prompt; not with anything else
+    again = single_requests(qs, _answers(qs), load_references(None, qs), prompts, model="m", judge_model="j", turns=[1, 2])
+    assert [r.key for r in again] == [r.key for r in reqs]
+    other = single_requests(qs, _answers(qs, "別"), load_references(None, qs), prompts, model="m", judge_model="j", turns=[1])
+    assert not {r.key for r in other} & {r.key for r in reqs}
+
+
+def test_jp_stable_style_prompt_file_fails_clearly_for_turn_2(tmp_path):
+    """jp-stable's judge_ja_prompts.jsonl has no multi-turn prompts (its issue #16: KeyError)."""
+    prompts_file = tmp_path / "judge_ja_prompts.jsonl"
+    own = load_judge_prompts(None)
+    with open(prompts_file, "w", encoding="utf-8") as f:
+        for name in ("single-v1", "single-math-v1"):
+            p = own[name]
+            f.write(json.dumps({"name": p.name, "type": p.type, "system_prompt": p.system_prompt,
+                                "prompt_template": p.prompt_template, "output_format": p.output_format},
+                               ensure_ascii=False) + "\n")
+    qs = load_questions(write_tiny_questions(tmp_path / "q.jsonl"))
+    prompts = load_judge_prompts(prompts_file)
+    with pytest.raises(DataError, match=r"judge_ja_prompts.jsonl: no judge prompt named 'single-math-v1-multi-turn'.*mtbench.turns: \[1\]"):
+        single_requests(qs, _answers(qs), load_references(None, qs), prompts, model="m", judge_model="j",
+                        turns=[1, 2], prompts_source=str(prompts_file))
+    assert len(single_requests(qs, _answers(qs), load_references(None, qs), prompts, model="m",
+                               judge_model="j", turns=[1])) == 8
+    no_refs = [q.__class__(q.question_id, q.category, q.turns) for q in qs]
+    with pytest.raises(DataError, match="needs a reference answer: set mtbench.reference_answers"):
+        single_requests(no_refs, _answers(qs), {}, prompts, model="m", judge_model="j")
+
+
+def test_cache_survives_a_line_cut_by_a_kill(tmp_path):
+    qs = load_questions(write_tiny_questions(tmp_path / "q.jsonl"))
+    reqs = single_requests(qs, _answers(qs), load_references(None, qs), load_judge_prompts(None),
+                           model="m", judge_model="j")
+    path = tmp_path / "cache.jsonl"
+    cache = JudgeCache(path)
+    cache.put(Call(reqs[0], 0, reqs[0].messages), "評価：[[4]]")
+    with open(path, "a", encoding="utf-8") as f:
+        f.write('{"key": "half a li')  # killed mid-write
+    cache = JudgeCache(path)
+    cache.put(Call(reqs[1], 0, reqs[1].messages), "評価：[[6]]")
+    reread = JudgeCache(path)
+    assert reread.get(Call(reqs[0], 0, reqs[0].messages)) == "評価：[[4]]"
+    assert reread.get(Call(reqs[1], 0, reqs[1].messages)) == "評価：[[6]]"
+    assert len(reread.outputs) == 2
+
+
+def test_inputs_load_from_a_url(tmp_path):
+    """Question, reference and prompt files may be URLs (here a loopback HTTP server)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    write_tiny_questions(tmp_path / "question.jsonl", seed=2)
+    write_tiny_reference_answers(tmp_path / "ref.jsonl", seed=2)
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        qs = load_questions(f"{url}/question.jsonl")
+        assert qs == load_questions(tmp_path / "question.jsonl")
+        assert load_references(f"{url}/ref.jsonl", qs) == load_references(None, qs)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

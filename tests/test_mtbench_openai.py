@@ -1,0 +1,199 @@
+"""The openai judge backend, with the real `openai` client against a local chat-completions
+server (127.0.0.1, started here) that injects 429, 500, timeouts and unparsable text."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from mtbench_support import JudgeServer, body_key
+
+from jaflow.errors import ConfigError
+from jaflow.evaluate.mtbench.backends import JudgeFatal
+from jaflow.evaluate.mtbench.pipeline import judge_stage
+from jaflow.io import read_jsonl, write_jsonl
+from jaflow.tiny.mtbench import tiny_questions, write_tiny_questions
+
+KEY = "sk-jaflow-secret-4e1f9c"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def marks(qid: int, turn: int) -> int:
+    return (qid * 3 + turn * 5) % 10 + 1
+
+
+def setup_files(tmp_path: Path, unratable: set[int] = frozenset()) -> dict:
+    """Questions and answers whose hidden marks say what the server will rate them."""
+    questions = write_tiny_questions(tmp_path / "question.jsonl", seed=0)
+    answers = []
+    for q in tiny_questions(0):
+        qid = q["question_id"]
+        turns = [f"回答{t}です。" + ("" if qid in unratable else f"<<{marks(qid, t)}>>") for t in (1, 2)]
+        answers.append({"question_id": qid, "answer_id": f"a{qid}", "model_id": "m",
+                        "choices": [{"index": 0, "turns": turns}]})
+    write_jsonl(tmp_path / "answers.jsonl", answers)
+    out = tmp_path / "results"
+    return {"questions": str(questions), "answers": str(tmp_path / "answers.jsonl"),
+            "judgments": str(out / "model_judgment/j/m.jsonl"), "scores": str(out / "scores/j/m.csv"),
+            "cache": str(out / "judge_cache/j.jsonl"), "model_id": "m"}
+
+
+def mtbench_config(server: JudgeServer, **judge) -> dict:
+    return {"turns": [1, 2], "ref_categories": ["math", "reasoning", "coding"], "judge": {
+        "backend": "openai", "model": "judge-x", "base_url": server.base_url, "api_key_env": "MT_TEST_KEY",
+        "concurrency": 1, "timeout": 0.5, "max_retries": 3, "retry_backoff": 0.01,
+        "retry_max_backoff": 0.05, "max_new_tokens": 64, **judge}}
+
+
+@pytest.fixture
+def api_key(monkeypatch):
+    monkeypatch.setenv("MT_TEST_KEY", KEY)
+    return KEY
+
+
+def expected_scores():
+    return {(q["question_id"], t): float(marks(q["question_id"], t)) for q in tiny_questions(0) for t in (1, 2)}
+
+
+def test_faults_are_retried_and_scores_come_out_right(tmp_path, api_key):
+    files = setup_files(tmp_path)
+    faults = {1: "429", 2: "500", 3: "timeout", 6: "garbage", 9: "429", 10: "429"}
+    with JudgeServer(faults, sleep=1.5, api_key=KEY) as server:
+        table = judge_stage(**files, mtbench=mtbench_config(server))
+    rows = read_jsonl(files["judgments"])
+    assert {(r["question_id"], r["turn"]): r["score"] for r in rows} == expected_scores()
+    assert all(r["status"] == "ok" for r in rows)
+    garbage = [r for r in rows if len(r["raw"]) == 2]  # the unparsable one, asked once more
+    assert len(garbage) == 1 and "七点" in garbage[0]["raw"][0]
+    assert server.bad_auth == 0  # the key from the environment reached the server
+    # each distinct call answered exactly once: 16 judgments + 1 follow-up
+    assert sum(server.answered.values()) == 17 and set(server.answered.values()) == {1}
+    avg = {r["turn"]: r["score"] for r in table if r["category"] == "avg_score"}
+    exp = expected_scores()
+    for turn in (1, 2):
+        assert avg[turn] == pytest.approx(sum(exp[(q, turn)] for q in range(1, 9)) / 8)
+    assert all(r["n_failed"] == 0 and r["n_errors"] == 0 for r in table)
+
+
+def test_parse_failures_and_errors_are_counted_not_dropped(tmp_path, api_key):
+    files = setup_files(tmp_path, unratable={2})  # question 2's answers carry no rating
+    # arrivals 1-2: 429 twice with max_retries=1 -> question 1 turn 1 fails for good
+    with JudgeServer({1: "429", 2: "429"}, api_key=KEY) as server:
+        judge_stage(**files, mtbench=mtbench_config(server, max_retries=1))
+    rows = {(r["question_id"], r["turn"]): r for r in read_jsonl(files["judgments"])}
+    assert len(rows) == 16
+    assert rows[(1, 1)]["status"] == "error" and rows[(1, 1)]["score"] == -1 and "429" in rows[(1, 1)]["error"]
+    for t in (1, 2):
+        r = rows[(2, t)]
+        assert r["status"] == "parse_failed" and r["score"] == -1
+        assert r["raw"] == ["評価できません", "わかりません"]  # both texts kept
+    scores = Path(files["scores"]).read_text().splitlines()
+    assert "m,extraction,1,,,0,1,0" in scores and "m,extraction,2,,,0,1,0" in scores
+    assert any(line.startswith("m,coding,1,,,0,0,1") for line in scores)
+    assert any(line.startswith("m,avg_score,1,,,6,1,1") for line in scores)
+    # a rerun sends only the call that errored; the parse failures are final
+    with JudgeServer(api_key=KEY) as server2:
+        judge_stage(**files, mtbench=mtbench_config(server2))
+    assert sum(server2.answered.values()) == 1
+    assert read_jsonl(files["judgments"])[0]["score"] == marks(1, 1)
+
+
+def test_missing_or_wrong_key_fails_clearly(tmp_path, monkeypatch):
+    files = setup_files(tmp_path)
+    monkeypatch.delenv("MT_TEST_KEY", raising=False)
+    with JudgeServer(api_key=KEY) as server:
+        with pytest.raises(ConfigError, match="mtbench.judge.api_key_env: environment variable MT_TEST_KEY is not set"):
+            judge_stage(**files, mtbench=mtbench_config(server))
+        monkeypatch.setenv("MT_TEST_KEY", "sk-wrong")
+        with pytest.raises(JudgeFatal, match="HTTP 401"):
+            judge_stage(**files, mtbench=mtbench_config(server, concurrency=4))
+        assert server.bad_auth <= 4  # stops at once instead of trying every judgment
+    assert not Path(files["scores"]).exists()
+
+
+RUN_JUDGE = textwrap.dedent("""
+    import json, sys
+    import jaflow.logs
+    from jaflow.evaluate.mtbench.pipeline import judge_stage
+    args = json.load(open(sys.argv[1]))
+    with jaflow.logs.log_to(args.pop("log")):
+        judge_stage(**args)
+""")
+
+
+def test_killed_run_resumes_without_repeating_a_request(tmp_path, api_key):
+    files = setup_files(tmp_path)
+    log = tmp_path / "logs" / "judge.log"
+    with JudgeServer(hang_after=7, api_key=KEY) as server:
+        args = tmp_path / "args.json"
+        args.write_text(json.dumps({**files, "mtbench": mtbench_config(server, timeout=60), "log": str(log)}))
+        script = tmp_path / "run_judge.py"
+        script.write_text(RUN_JUDGE)
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+        proc = subprocess.Popen([sys.executable, str(script), str(args)], env=env)
+        try:
+            assert server.hung.wait(120), "the judge never reached the 8th request"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        first = set(server.answered)
+        assert len(first) == 7
+    assert not Path(files["judgments"]).exists() and not Path(files["scores"]).exists()
+    assert len(Path(files["cache"]).read_text().splitlines()) == 7
+
+    with JudgeServer(api_key=KEY) as server2:
+        judge_stage(**files, mtbench=mtbench_config(server2))
+    second = [body_key(b) for b in server2.seen]
+    assert not set(second) & first, "a request answered before the kill was sent again"
+    assert len(second) == len(set(second)) == 16 - 7
+    rows = read_jsonl(files["judgments"])
+    assert {(r["question_id"], r["turn"]): r["score"] for r in rows} == expected_scores()
+
+    with JudgeServer(api_key=KEY) as server3:  # a third run is free
+        judge_stage(**files, mtbench=mtbench_config(server3))
+    assert server3.arrivals == 0
+
+    # the key never reached any file under the output or log folders
+    leaked = [p for folder in (tmp_path / "results", tmp_path / "logs") for p in folder.rglob("*")
+              if p.is_file() and KEY.encode() in p.read_bytes()]
+    assert "HTTP Request: POST" in log.read_text()  # the log did record the calls
+    assert not leaked
+
+
+def test_pairwise_both_orders_and_disagreement_is_a_tie(tmp_path, api_key):
+    from jaflow.evaluate.mtbench.pairwise import parse_verdict
+    from jaflow.evaluate.mtbench.pipeline import pairwise_stage
+
+    assert [parse_verdict(t) for t in ("[[A]]", "結論 [[B]]", "[[C]]", "A")] == ["A", "B", "tie", None]
+    files = setup_files(tmp_path)
+    base = [{"question_id": q["question_id"], "model_id": "base",
+             "choices": [{"index": 0, "turns": ["基準1<<5>>", "基準2<<5>>"]}]} for q in tiny_questions(0)]
+    write_jsonl(tmp_path / "base.jsonl", base)
+    # concurrency 1: arrivals 1 and 2 are question 1's two orders; a position-biased verdict on
+    # the second (baseline shown first) makes the orders disagree -> a tie, whatever the marks say
+    with JudgeServer({2: "first"}, api_key=KEY) as server:
+        table = pairwise_stage(
+            answers=files["answers"], baseline_answers=str(tmp_path / "base.jsonl"), questions=files["questions"],
+            judgments=str(tmp_path / "pair.jsonl"), scores=str(tmp_path / "pair.csv"), cache=files["cache"],
+            model_id="m", baseline="base", mtbench=mtbench_config(server, concurrency=1) | {"turns": [1]})
+    assert server.arrivals == 16  # 8 questions x 2 orders
+    rows = {r["question_id"]: r for r in read_jsonl(tmp_path / "pair.jsonl")}
+    expected = {}
+    for q in range(1, 9):
+        m = marks(q, 1)
+        expected[q] = "m" if m > 5 else "base" if m < 5 else "tie"
+    first = rows[1]
+    assert first["g1_winner"] == "m" and first["g2_winner"] == "base" and first["winner"] == "tie"
+    expected[1] = "tie"
+    assert {q: r["winner"] for q, r in rows.items()} == expected
+    overall = next(r for r in table if r["category"] == "all")
+    wins = sum(v == "m" for v in expected.values())
+    ties = sum(v == "tie" for v in expected.values())
+    assert (overall["win"], overall["tie"], overall["win"] + overall["loss"] + overall["tie"]) == (wins, ties, 8)
+    assert overall["win_rate_adjusted"] == pytest.approx((wins + 0.5 * ties) / 8)

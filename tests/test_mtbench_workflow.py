@@ -1,0 +1,75 @@
+"""MT-Bench through real snakemake: answers, then the local hf judge, on a tiny model.
+
+A tiny random judge almost never writes a rating; the stage must still complete and say how
+many judgments failed to parse, in the scores CSV and in the log.
+"""
+
+import csv
+
+import pytest
+
+from jaflow.io import read_jsonl
+
+pytestmark = pytest.mark.workflow
+
+BENCH = "results/mtbench/japanese_mt_bench"
+
+
+def test_answer_and_judge_with_the_hf_backend(run_workflow, tiny_model, tmp_path):
+    model = tiny_model("llama")
+    config = {
+        "models": {"tiny": {"pretrained": str(model), "chat_format": "rinna_chat"}},
+        "mtbench": {"models": ["tiny"], "max_new_tokens": 8,
+                    "judge": {"backend": "hf", "model": "tiny", "max_new_tokens": 12}},
+    }
+    scores = f"{BENCH}/scores/tiny/tiny.csv"
+    proc = run_workflow(scores, config=config, default_config=False, workdir=tmp_path / "work")
+    work = proc.workdir
+    answers = read_jsonl(work / f"{BENCH}/model_answer/tiny.jsonl")
+    questions = read_jsonl(work / "results/tiny/mtbench/question.jsonl")
+    assert [a["question_id"] for a in answers] == [q["question_id"] for q in questions]
+    assert all(a["generate_params"]["chat_format"] == "rinna_chat" for a in answers)
+    assert all(len(a["choices"][0]["turns"]) == 2 for a in answers)
+
+    judgments = read_jsonl(work / f"{BENCH}/model_judgment/tiny/tiny.jsonl")
+    assert len(judgments) == len(questions) and {j["turn"] for j in judgments} == {1}  # default: turn 1
+    failed = sum(j["status"] == "parse_failed" for j in judgments)
+    rated = [j for j in judgments if j["status"] == "ok"]
+    assert failed + len(rated) == len(judgments)
+    with open(work / scores, newline="") as f:
+        rows = list(csv.DictReader(f))
+    avg = next(r for r in rows if r["category"] == "avg_score")
+    assert int(avg["n_failed"]) == failed and int(avg["n"]) == len(rated)
+    assert sum(int(r["n_failed"]) for r in rows if r["category"] != "avg_score") == failed
+    log = (work / "logs/mtbench/japanese_mt_bench/judge_tiny_tiny.log").read_text()
+    assert f"{failed} parse failure(s)" in log
+
+    # rerunning the judge (forced) answers everything from the cache: no judge model is loaded
+    cache = work / f"{BENCH}/judge_cache/tiny.jsonl"
+    before = cache.read_text()
+    run_workflow(scores, config=config, default_config=False, workdir=work,
+                 args=["--forcerun", "mtbench_judge"])
+    assert cache.read_text() == before
+    assert read_jsonl(work / f"{BENCH}/model_judgment/tiny/tiny.jsonl") == judgments
+    log = (work / "logs/mtbench/japanese_mt_bench/judge_tiny_tiny.log").read_text()
+    assert log.count("attempt 0: 8 call(s), 0 to send") == 1
+
+    # a judge setting changes the judgments only: the answers are not generated again
+    changed = {**config, "mtbench": {**config["mtbench"], "judge": {**config["mtbench"]["judge"], "max_new_tokens": 5}}}
+    dry = run_workflow(scores, config=changed, default_config=False, workdir=work, args=["-n"])
+    assert "rule mtbench_judge:" in dry.stdout and "rule mtbench_answer:" not in dry.stdout
+
+
+def test_pairwise_mode_is_wired(run_workflow, tmp_path):
+    config = {
+        "models": {"a": {"pretrained": "results/tiny/models/llama"}, "b": {"pretrained": "results/tiny/models/llama"}},
+        "mtbench": {"models": ["a", "b"], "judge": {"backend": "openai", "model": "gpt-4o"},
+                    "pairwise": {"baseline": "b"}},
+    }
+    dry = run_workflow(config=config, default_config=False, args=["-n", "--forceall"])
+    assert "results/mtbench/japanese_mt_bench/pairwise/gpt-4o/a.csv" in dry.stdout
+    assert "pairwise/gpt-4o/b.csv" not in dry.stdout  # the baseline is not judged against itself
+    bad = {**config, "mtbench": {**config["mtbench"], "pairwise": {"baseline": "nobody"}}}
+    proc = run_workflow(config=bad, default_config=False, args=["-n"], check=False)
+    assert proc.returncode != 0
+    assert "mtbench.pairwise.baseline: unknown model 'nobody'" in proc.stdout + proc.stderr

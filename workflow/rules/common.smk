@@ -13,7 +13,9 @@ from jaflow.workflow import Targets
 # Sweeps expand after both checks (each point is checked as it is made), so the points of a
 # large sweep are not validated again as a whole.
 validate_config(config, workflow.source_path("../../config/schema.yaml"))
-validate(config, workflow.source_path("../../config/schema.yaml"))
+# Defaults are already filled; Snakemake's filling crashes on a null default with properties
+# (e.g. reports.<r>.bootstrap: null).
+validate(config, workflow.source_path("../../config/schema.yaml"), set_default=False)
 expand_sweeps(config)
 
 GRAPH = ModelGraph.from_config(config)

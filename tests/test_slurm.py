@@ -34,36 +34,42 @@ NODE = "jaflow1"
 GPU_TYPE = "tiny"
 GPU_RULES = {"train", "select_checkpoint", "merge_moe", "jglue", "mtbench_answer", "mtbench_judge"}
 
-# Targets run through Slurm and compared byte for byte with a local run: the demo's data and a
-# mergekit MoE of two tiny bases (merge_moe is a GPU rule). Extend this list as stages land
-# (e.g. "results/models/trained", "results/jglue/jglue4/trained/scores.csv", or "all"): GPU
-# rules among the jobs must show their GPU request in Slurm.
-TARGETS = [
-    "results/tiny/data/instructions.jsonl",
-    "results/datasets/demo_mix/train.jsonl",
-    "results/datasets/demo_mix/validation.jsonl",
-    "results/datasets/demo_mix/manifest.json",
-    "results/models/moe",
-]
+# Targets run through Slurm and compared with a local run (file -> what must be identical): the
+# demo's data, a LoRA run with checkpoint selection (train and select_checkpoint are GPU rules)
+# and a mergekit MoE (merge_moe, a GPU rule too). Extend as needed (evaluations, "all"): every
+# GPU rule among the jobs must show its GPU request in Slurm.
+TARGETS = {
+    "results/tiny/data/instructions.jsonl": "*",
+    "results/datasets/demo_mix/train.jsonl": "*",
+    "results/datasets/demo_mix/validation.jsonl": "*",
+    "results/datasets/demo_mix/manifest.json": "*",
+    "results/models/tuned": "*.safetensors",  # logs and trainer state hold timings
+    "results/models/moe": "*.safetensors",
+}
 
 
 def write_test_config(tiny_model, tiny_tokenizer_dir, path: Path) -> Path:
-    """The demo's datasets; as models, two tiny Llamas (made by the fixtures) and their MoE."""
+    """The demo's datasets; two tiny Llamas (made by the fixtures), a short LoRA run, an MoE."""
     from jaflow.tiny import build_model
 
     demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     expert = build_model("llama", tiny_tokenizer_dir, path.parent / "expert", seed=1)
+    short = {"lora_r": 4, "learning_rate": 0.001, "max_steps": 2, "eval_steps": 1, "logging_steps": 1,
+             "gradient_accumulation_steps": 1, "max_length": 64}
     config = {
         "seed": demo["seed"],
         "datasets": demo["datasets"],
         "models": {
             "base": {"pretrained": str(tiny_model("llama"))},
             "expert": {"pretrained": str(expert)},
+            "tuned": {"from": "base", "method": "lora", "dataset": "demo_mix", "train": short},
             "moe": {"base": "base", "experts": ["base", "expert"], "gate_mode": "random", "dtype": "float32"},
         },
     }
     path.write_text(yaml.safe_dump(config, allow_unicode=True))
     return path
+
+
 DEBIAN_PACKAGES = ["slurm-wlm", "munge"]
 DAEMONS = ["munged", "slurmctld", "slurmd"]
 
@@ -256,9 +262,11 @@ def gpu_request(info: dict[str, str]) -> str:
     return info.get("TresPerJob", "") + info.get("TresPerNode", "")
 
 
-def digest(path: Path) -> str:
+def digest(path: Path, pattern: str = "*") -> str:
+    """sha256 of a file, or of a directory's files matching `pattern` (names and bytes)."""
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file())
+        files = sorted(p for p in path.rglob(pattern) if p.is_file())
+        assert files, f"no {pattern} in {path}"
         return hashlib.sha256(b"".join(p.relative_to(path).as_posix().encode() + p.read_bytes()
                                        for p in files)).hexdigest()
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -287,7 +295,7 @@ def test_tiny_workflow_through_profile_slurm_matches_local_run(slurm_cluster, tm
 
     jobs = submitted_jobs(log)
     rules = {rule for rule, _, _ in jobs}
-    assert {"tiny_instructions", "sample_dataset", "merge_moe"} <= rules, log[-4000:]
+    assert {"tiny_instructions", "sample_dataset", "train", "select_checkpoint", "merge_moe"} <= rules, log[-4000:]
     for rule, jobid, slurm_log in jobs:
         info = slurm_cluster.job(jobid)
         assert info["JobState"] == "COMPLETED", (rule, info)
@@ -302,8 +310,8 @@ def test_tiny_workflow_through_profile_slurm_matches_local_run(slurm_cluster, tm
         else:
             assert "gpu" not in gres, (rule, info)
 
-    for target in TARGETS:
-        assert digest(on_slurm / target) == digest(local / target), target
+    for target, pattern in TARGETS.items():
+        assert digest(on_slurm / target, pattern) == digest(local / target, pattern), target
 
     # A second run of the finished workflow submits nothing.
     again = finish(run_snakemake(

@@ -38,8 +38,8 @@ needs_demo = pytest.mark.skipif(not stage_built(*ALL_STAGES), reason="the full d
 
 def dry_run(workdir: Path, *, config: dict | None = None, configfiles=()) -> dict[str, list[str]]:
     """rule -> wildcards of each job a dry run would execute (empty dict: nothing to do)."""
-    proc = snakemake(workdir, "-n", config=config, configfiles=configfiles, default_config=config is None,
-                     args=["--quiet", "progress"])
+    proc = snakemake(workdir, "-n", config=config, configfiles=configfiles,
+                     default_config=config is None and not configfiles, args=["--quiet", "progress"])
     log = proc.stdout + proc.stderr
     jobs: dict[str, list[str]] = {}
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", log):
@@ -60,7 +60,9 @@ def small_sweep() -> dict:
 @needs_sweep_stages
 def test_two_by_two_sweep_runs_end_to_end_into_one_summary_table(tmp_path):
     config = small_sweep()
-    points = [p.name for p in all_sweep_points(config)["lora"]]
+    # the names as the run sees them: conftest writes the config with sorted keys, so the grid's
+    # keys (and each name's parts) come in sorted order
+    points = [p.name for p in all_sweep_points(yaml.safe_load(yaml.safe_dump(config)))["lora"]]
     work = tmp_path / "sweep"
     snakemake(work, config=config, default_config=False)
     for point in points:
@@ -70,6 +72,8 @@ def test_two_by_two_sweep_runs_end_to_end_into_one_summary_table(tmp_path):
         rows = list(csv.reader(f))[1:]
     assert len(rows) == 4
     assert sorted(r[0] for r in rows) == sorted(points)
+    plots = sorted(p.name for p in (work / "results/reports/sweep_lora/plots").glob("sweep_*.png"))
+    assert plots, "no sweep plots"
     assert dry_run(work, config=config) == {}  # and the finished sweep reruns nothing
 
 
@@ -80,10 +84,14 @@ def test_finished_demo_reruns_no_job(finished_demo):
 
 
 @needs_demo
-def test_changing_one_training_parameter_reruns_only_that_models_jobs(finished_demo):
+def test_changing_one_training_parameter_reruns_only_that_models_jobs(finished_demo, tmp_path):
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     config["models"]["tiny_moe_lisa"]["train"]["learning_rate"] = 0.0003
-    jobs = dry_run(finished_demo, config=config)
+    # Keys stay in the demo's order: Snakemake compares dict params order-sensitively, so a
+    # config with the same values in another key order would rerun every job.
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    jobs = dry_run(finished_demo, configfiles=[changed])
     assert jobs == {
         "train": ["trained=tiny_moe_lisa"],
         "select_checkpoint": ["trained=tiny_moe_lisa"],

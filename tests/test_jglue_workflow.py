@@ -13,12 +13,7 @@ from jaflow.tiny.jglue import write_marc_train, write_tiny_jglue
 
 pytestmark = pytest.mark.workflow
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
-
-def stage_built(*scripts: str) -> bool:
-    """False while a rule's script is still the `not_implemented` stub."""
-    return not any("not_implemented(" in (REPO_ROOT / "workflow/scripts" / f"{s}.py").read_text() for s in scripts)
 
 
 def scores(path: Path) -> dict[tuple[str, str], float]:
@@ -53,8 +48,6 @@ def test_workflow_evaluates_a_base_model_on_jglue4(run_workflow, world):
     assert "jglue:" in (proc.workdir / "logs/jglue/jglue4/base.log").read_text()
 
 
-@pytest.mark.skipif(not stage_built("train", "select_checkpoint"),
-                    reason="training stage (rules train, select_checkpoint) not built on this branch yet")
 def test_workflow_training_raises_marc_ja_accuracy(run_workflow, world):
     config = {
         "seed": 1234,

@@ -65,21 +65,28 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
         tmp.write_text(dumps_jsonl(rows), encoding="utf-8")
 
 
+def parse_jsonl(lines: Iterable[str], where: str) -> Iterator[tuple[int, dict]]:
+    """(line number, object) per non-empty line; a bad line raises DataError naming where:line."""
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{where}:{lineno}: invalid JSON ({e.msg})") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{where}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    with open(path, encoding="utf-8") as f:
+        yield from parse_jsonl(f, str(path))
+
+
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     """Read JSON lines; a bad line raises DataError naming file and line number."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            rows.append(obj)
-    return rows
+    return [obj for _, obj in iter_jsonl(path)]
 
 
 CHECKSUMS = "checksums.sha256"

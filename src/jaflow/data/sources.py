@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jaflow.errors import DataError
-from jaflow.io import read_jsonl, sha256_file
+from jaflow.io import iter_jsonl, sha256_file
 
 ROLE_NAMES = {"user": "user", "human": "user", "prompter": "user",
               "assistant": "assistant", "gpt": "assistant", "bot": "assistant"}
@@ -68,12 +68,7 @@ def _read_rows(spec: dict[str, Any]) -> tuple[list[tuple[str, dict]], dict[str, 
 
 def _read_file(path: Path, fmt: str) -> list[tuple[str, dict]]:
     if fmt == "jsonl":
-        numbered = []
-        with open(path, encoding="utf-8") as f:
-            lines = [i for i, line in enumerate(f, start=1) if line.strip()]
-        for lineno, row in zip(lines, read_jsonl(path), strict=True):
-            numbered.append((f"{path}:{lineno}", row))
-        return numbered
+        return [(f"{path}:{lineno}", row) for lineno, row in iter_jsonl(path)]
     if fmt == "json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from jaflow.errors import DataError
+from jaflow.io import iter_jsonl
 
 JGLUE_COLUMNS = ("model", "task", "task_version", "template", "num_fewshot", "metric", "value", "stderr", "n")
 MTBENCH_COLUMNS = ("model", "category", "turn", "score", "stdev", "n", "n_failed", "n_errors")
@@ -160,27 +161,20 @@ def read_samples(path: str | Path, metric: str) -> pd.Series:
     path = Path(path)
     values: dict[object, float] = {}
     filters: dict[object, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-            if not isinstance(obj, dict) or "doc_id" not in obj:
-                raise DataError(f"{path}:{lineno}: expected an object with 'doc_id'")
-            source = obj["metrics"] if isinstance(obj.get("metrics"), dict) else obj
-            if metric not in source:
-                raise DataError(f"{path}:{lineno}: no value for metric '{metric}' (keys: {sorted(source)})")
-            try:
-                value = float(source[metric])
-            except (TypeError, ValueError):
-                raise DataError(f"{path}:{lineno}: metric '{metric}' is not a number: {source[metric]!r}") from None
-            doc, flt = obj["doc_id"], str(obj.get("filter", "none"))
-            if doc in values and (filters[doc] == "none" or flt != "none"):
-                continue
-            values[doc], filters[doc] = value, flt
+    for lineno, obj in iter_jsonl(path):
+        if "doc_id" not in obj:
+            raise DataError(f"{path}:{lineno}: expected an object with 'doc_id'")
+        source = obj["metrics"] if isinstance(obj.get("metrics"), dict) else obj
+        if metric not in source:
+            raise DataError(f"{path}:{lineno}: no value for metric '{metric}' (keys: {sorted(source)})")
+        try:
+            value = float(source[metric])
+        except (TypeError, ValueError):
+            raise DataError(f"{path}:{lineno}: metric '{metric}' is not a number: {source[metric]!r}") from None
+        doc, flt = obj["doc_id"], str(obj.get("filter", "none"))
+        if doc in values and (filters[doc] == "none" or flt != "none"):
+            continue
+        values[doc], filters[doc] = value, flt
     if not values:
         raise DataError(f"{path}: no samples")
     return pd.Series(values, name=metric, dtype=float)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from jaflow.errors import DataError
-from jaflow.io import atomic_path, dumps_jsonl
+from jaflow.io import atomic_path, dumps_jsonl, iter_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -69,18 +69,8 @@ def _label(value: Any, names: tuple[str, ...], where: str) -> int:
 
 
 def _json_lines(path: Path) -> Iterator[tuple[str, dict]]:
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{where}: invalid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: expected a JSON object")
-            yield where, row
+    for lineno, row in iter_jsonl(path):
+        yield f"{path}:{lineno}", row
 
 
 def _jsquad_rows(path: Path) -> Iterator[dict]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from jaflow.errors import DataError
+from jaflow.io import parse_jsonl
 
 DEFAULT_JUDGE_PROMPTS = "judge_prompts_ja.jsonl"
 
@@ -58,18 +59,7 @@ def _read_text(source: str | Path) -> str:
 
 def read_jsonl_source(source: str | Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-empty line of a local file or URL."""
-    rows = []
-    for lineno, line in enumerate(_read_text(source).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{source}:{lineno}: invalid JSON ({e.msg})") from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{source}:{lineno}: expected a JSON object")
-        rows.append((lineno, obj))
-    return rows
+    return list(parse_jsonl(_read_text(source).splitlines(), str(source)))
 
 
 def _require(obj: dict, key: str, kind: type | tuple[type, ...], where: str) -> Any:

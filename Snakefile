@@ -28,6 +28,11 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/user_data.smk"
 
 
+# Seconds of CPU on small tables: run on the submitting host, not through a cluster queue.
+localrules:
+    report,
+
+
 rule all:
     default_target: True
     input:

@@ -9,6 +9,7 @@ Rules never hard-code where a model lives: they ask the graph.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,7 +201,16 @@ class ModelGraph:
         return [n for n in self.order if kind is None or isinstance(self.nodes[n], kind)]
 
     def dependents(self, name: str) -> list[str]:
-        return [n for n, node in self.nodes.items() if name in node.deps]
+        return self._dependents.get(name, [])
+
+    @functools.cached_property
+    def _dependents(self) -> dict[str, list[str]]:
+        # Built once: rules ask per job, and a 1,000-point sweep made the scan quadratic.
+        users: dict[str, list[str]] = {}
+        for n, node in self.nodes.items():
+            for dep in dict.fromkeys(node.deps):
+                users.setdefault(dep, []).append(n)
+        return users
 
     def ancestors(self, name: str) -> list[str]:
         """Every model `name` is built from, nearest first, without repeats."""

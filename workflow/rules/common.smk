@@ -4,15 +4,19 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from jaflow.config import prepare_config
+from jaflow.config import validate_config
 from jaflow.graph import MergedModel, ModelGraph, TrainedModel, is_local_path
+from jaflow.sweep import expand_sweeps
 from jaflow.workflow import Targets
 
 # jaflow's own check first: its errors name the key path (models.x.train.lora_r: ...).
-prepare_config(config, workflow.source_path("../../config/schema.yaml"))
+# Sweeps expand after both checks (each point is checked as it is made), so the points of a
+# large sweep are not validated again as a whole.
+validate_config(config, workflow.source_path("../../config/schema.yaml"))
 # Snakemake's own check, without its default filling: that one shares default objects between
 # keys and crashes on nullable objects whose properties have defaults. jaflow filled them above.
 validate(config, workflow.source_path("../../config/schema.yaml"), set_default=False)
+expand_sweeps(config)
 
 GRAPH = ModelGraph.from_config(config)
 TARGETS = Targets(config, GRAPH)
@@ -25,7 +29,8 @@ def names_regex(names):
 wildcard_constraints:
     dataset=names_regex(config["datasets"]),
     model=r"[^/]+",
-    trained=names_regex(GRAPH.names(TrainedModel)),
+    # any name but a merge's: listing every training run made each pattern as long as a sweep
+    trained=rf"(?!(?:{names_regex(GRAPH.names(MergedModel))})(?:/|$))[^/]+",
     merged=names_regex(GRAPH.names(MergedModel)),
     suite=r"[^/]+",
     judge=r"[^/]+",

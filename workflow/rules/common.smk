@@ -114,6 +114,10 @@ def jglue_data_source(wildcards):
     return config["jglue"]["data_dir"] or "results/tiny/jglue"
 
 
+def jglue_settings():
+    return {k: config["jglue"][k] for k in ("limit", "batch_size", "max_length", "cache_dir")}
+
+
 def jglue_suite(wildcards):
     from jaflow.workflow import jglue_suite_tasks
 

@@ -11,7 +11,11 @@ rule sample_dataset:
     params:
         spec=dataset_spec,
         seed=config["seed"],
+    # network calls (hub downloads, judge APIs) can fail transiently; a rerun resumes
+    retries: 2
     log:
         "logs/datasets/{dataset}.log",
+    conda:
+        "../../envs/data.yaml"
     script:
         "../scripts/sample_dataset.py"

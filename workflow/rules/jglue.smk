@@ -12,6 +12,8 @@ rule jglue_data:
         urls=config["jglue"]["urls"],
     log:
         "logs/jglue/data.log",
+    conda:
+        "../../envs/jglue.yaml"
     script:
         "../scripts/jglue_data.py"
 
@@ -28,9 +30,12 @@ rule jglue:
     params:
         model=hf_args,
         suite=jglue_suite,
-        jglue=config["jglue"],
+        # only what the job reads: a change to jglue.runs must not rerun every evaluation
+        settings=jglue_settings(),
         seed=config["seed"],
     log:
         "logs/jglue/{suite}/{model}.log",
+    conda:
+        "../../envs/jglue.yaml"
     script:
         "../scripts/jglue.py"

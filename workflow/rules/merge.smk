@@ -11,5 +11,7 @@ rule merge_moe:
         seed=config["seed"],
     log:
         "logs/merge/{merged}.log",
+    conda:
+        "../../envs/merge.yaml"
     script:
         "../scripts/merge_moe.py"

@@ -15,6 +15,8 @@ rule mtbench_answer:
         seed=config["seed"],
     log:
         "logs/mtbench/{bench}/answer_{model}.log",
+    conda:
+        "../../envs/mtbench.yaml"
     script:
         "../scripts/mtbench_answer.py"
 
@@ -33,8 +35,12 @@ rule mtbench_judge:
         sources=mtbench_sources,
         judge_hf=mtbench_judge_hf_args,
         cache="results/mtbench/{bench}/judge_cache/{judge}.jsonl",
+    # network calls (hub downloads, judge APIs) can fail transiently; a rerun resumes
+    retries: 2
     log:
         "logs/mtbench/{bench}/judge_{judge}_{model}.log",
+    conda:
+        "../../envs/mtbench.yaml"
     script:
         "../scripts/mtbench_judge.py"
 
@@ -57,5 +63,7 @@ rule mtbench_pairwise:
         cache="results/mtbench/{bench}/judge_cache/{judge}.jsonl",
     log:
         "logs/mtbench/{bench}/pairwise_{judge}_{model}.log",
+    conda:
+        "../../envs/mtbench.yaml"
     script:
         "../scripts/mtbench_pairwise.py"

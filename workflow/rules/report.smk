@@ -37,5 +37,7 @@ rule report:
         seed=config["seed"],
     log:
         "logs/reports/{report}.log",
+    conda:
+        "../../envs/report.yaml"
     script:
         "../scripts/report.py"

@@ -10,6 +10,8 @@ rule tiny_instructions:
         seed=config["seed"],
     log:
         "logs/tiny/instructions.log",
+    conda:
+        "../../envs/tiny.yaml"
     script:
         "../scripts/tiny_instructions.py"
 
@@ -24,6 +26,8 @@ rule tiny_jglue:
         seed=config["seed"],
     log:
         "logs/tiny/jglue.log",
+    conda:
+        "../../envs/tiny.yaml"
     script:
         "../scripts/tiny_jglue.py"
 
@@ -35,6 +39,8 @@ rule tiny_mtbench:
         seed=config["seed"],
     log:
         "logs/tiny/mtbench.log",
+    conda:
+        "../../envs/tiny.yaml"
     script:
         "../scripts/tiny_mtbench.py"
 
@@ -51,6 +57,8 @@ rule tiny_tokenizer:
         vocab_size=config["tiny"]["vocab_size"],
     log:
         "logs/tiny/tokenizer.log",
+    conda:
+        "../../envs/tiny.yaml"
     script:
         "../scripts/tiny_tokenizer.py"
 
@@ -67,5 +75,7 @@ rule tiny_model:
         seed=config["seed"],
     log:
         "logs/tiny/model_{arch}.log",
+    conda:
+        "../../envs/tiny.yaml"
     script:
         "../scripts/tiny_model.py"

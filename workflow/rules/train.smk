@@ -18,6 +18,8 @@ rule train:
         seed=config["seed"],
     log:
         "logs/train/{trained}.log",
+    conda:
+        "../../envs/train.yaml"
     script:
         "../scripts/train.py"
 
@@ -34,5 +36,7 @@ rule select_checkpoint:
         merge_adapter=merge_adapter,
     log:
         "logs/select/{trained}.log",
+    conda:
+        "../../envs/train.yaml"
     script:
         "../scripts/select_checkpoint.py"

@@ -9,5 +9,7 @@ rule user_data:
     localrule: True
     log:
         "logs/user_data/{path}.log",
+    conda:
+        "../../envs/data.yaml"
     script:
         "../scripts/user_data.py"

@@ -6,7 +6,7 @@ from jaflow.evaluate.jglue.run import evaluate_suite
 from jaflow.logs import log_to
 
 with log_to(snakemake.log[0]):
-    cfg = snakemake.params.jglue
+    cfg = snakemake.params.settings
     evaluate_suite(
         model=snakemake.wildcards.model,
         hf=snakemake.params.model,

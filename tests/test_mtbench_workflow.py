@@ -73,3 +73,18 @@ def test_pairwise_mode_is_wired(run_workflow, tmp_path):
     proc = run_workflow(config=bad, default_config=False, args=["-n"], check=False)
     assert proc.returncode != 0
     assert "mtbench.pairwise.baseline: unknown model 'nobody'" in proc.stdout + proc.stderr
+
+
+def test_demo_judge_is_trained_to_rate(finished_demo):
+    """The demo trains its tiny judge, so its judgments parse: real scores reach the report."""
+    import csv
+
+    score_files = sorted((finished_demo / "results/mtbench/japanese_mt_bench/scores/tiny_judge").glob("*.csv"))
+    assert [p.stem for p in score_files] == ["tiny_llama", "tiny_qlora"]
+    for path in score_files:
+        rows = list(csv.DictReader(path.open()))
+        categories = [r for r in rows if r["category"] != "avg_score"]
+        assert len(categories) == 8
+        for r in categories:
+            assert int(r["n"]) >= 1 and int(r["n_failed"]) == 0 and 1 <= float(r["score"]) <= 10
+    assert "| - |" not in (finished_demo / "results/reports/demo/tables/mtbench.md").read_text()

@@ -45,12 +45,29 @@ rule tiny_mtbench:
         "../scripts/tiny_mtbench.py"
 
 
+rule tiny_judge_data:
+    input:
+        questions=rules.tiny_mtbench.output.questions,
+    output:
+        "results/tiny/data/judge_train.jsonl",
+    params:
+        rows=config["tiny"]["judge_rows"],
+        seed=config["seed"],
+    log:
+        "logs/tiny/judge_data.log",
+    conda:
+        "../../envs/tiny.yaml"
+    script:
+        "../scripts/tiny_judge_data.py"
+
+
 rule tiny_tokenizer:
     input:
         instructions=rules.tiny_instructions.output[0],
         jglue=rules.tiny_jglue.output.jglue,
         marc_train=rules.tiny_jglue.output.marc_train,
         mtbench=rules.tiny_mtbench.output.questions,
+        judge=rules.tiny_judge_data.output[0],
     output:
         directory("results/tiny/tokenizer"),
     params:

@@ -131,7 +131,7 @@ class HFBackend:
 
         if has_chat_template(self.tokenizer):
             return apply_chat_template(self.tokenizer, messages)
-        return "\n\n".join(m["content"] for m in messages) + "\n\n"
+        return plain_prompt(messages)
 
     def run(self, calls: Sequence[Call], on_result: OnResult) -> None:
         from jaflow.evaluate.mtbench.generation import generate, has_chat_template
@@ -146,6 +146,11 @@ class HFBackend:
             for call, out in zip(batch, outs, strict=True):
                 on_result(call, out, None)
             log.info("judged %d/%d", min(start + self.batch_size, len(calls)), len(calls))
+
+
+def plain_prompt(messages: Sequence[dict[str, str]]) -> str:
+    """The judge prompt for a model without a chat template: the messages, blank-line separated."""
+    return "\n\n".join(m["content"] for m in messages) + "\n\n"
 
 
 def make_backend(judge: dict[str, Any], judge_hf: dict[str, Any] | None, batch_size: int = 8) -> Any:

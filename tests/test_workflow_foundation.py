@@ -28,7 +28,7 @@ def test_dry_run_lists_the_whole_chain(run_workflow):
     counts = job_counts(proc.stdout + proc.stderr)
     for rule in CHAIN:
         assert counts.get(rule, 0) >= 1, (rule, counts)
-    assert counts["train"] == 2 and counts["merge_moe"] == 1  # qlora, then LISA on the merge
+    assert counts["train"] == 3 and counts["merge_moe"] == 1  # qlora, the judge, LISA on the merge
 
 
 def test_schema_error_stops_before_any_job(run_workflow):

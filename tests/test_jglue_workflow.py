@@ -14,8 +14,6 @@ from jaflow.tiny.jglue import write_marc_train, write_tiny_jglue
 pytestmark = pytest.mark.workflow
 
 
-
-
 def scores(path: Path) -> dict[tuple[str, str], float]:
     with open(path, newline="") as f:
         return {(r["task"], r["metric"]): float(r["value"]) for r in csv.DictReader(f)}

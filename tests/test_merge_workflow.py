@@ -17,9 +17,6 @@ from jaflow.io import verify_checksums, write_jsonl
 pytestmark = pytest.mark.workflow
 
 
-
-
-
 @pytest.fixture(scope="module")
 def bases(tiny_model, tiny_tokenizer_dir, tmp_path_factory) -> dict[str, str]:
     """Four tiny Llamas (distinct seeds, one tokenizer) and one of another hidden size."""

@@ -92,10 +92,11 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
 CHECKSUMS = "checksums.sha256"
 
 
-def write_checksums(model_dir: str | os.PathLike) -> Path:
-    """Write `checksums.sha256` over every other file of a model dir (`sha256sum -c` reads it)."""
+def write_checksums(model_dir: str | os.PathLike, suffixes: tuple[str, ...] = ()) -> Path:
+    """Write `checksums.sha256` over every other file of a model dir, or only those ending in
+    `suffixes` (`sha256sum -c` reads it)."""
     root = Path(model_dir)
-    digests = {p: d for p, d in sha256_tree(root).items() if p != CHECKSUMS}
+    digests = {p: d for p, d in sha256_tree(root, suffixes).items() if p != CHECKSUMS}
     with atomic_path(root / CHECKSUMS) as tmp:
         tmp.write_text("".join(f"{d}  {p}\n" for p, d in digests.items()), encoding="utf-8")
     return root / CHECKSUMS

@@ -12,14 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, TrainingArguments
+from transformers import AutoModelForCausalLM, BitsAndBytesConfig, TrainingArguments
 
 from jaflow.errors import ConfigError
+from jaflow.hf import DTYPES, load_tokenizer  # noqa: F401 (load_tokenizer is a builder the recipes use)
 
 log = logging.getLogger(__name__)
-
-DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-
 
 def has_cuda() -> bool:
     return torch.cuda.is_available()
@@ -32,17 +30,6 @@ def compute_dtype(name: str = "auto") -> torch.dtype:
     if has_cuda():
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
-
-
-def load_tokenizer(model_args: dict[str, Any]):
-    tok = AutoTokenizer.from_pretrained(
-        model_args.get("tokenizer") or model_args["pretrained"],
-        use_fast=model_args.get("use_fast", True),
-        trust_remote_code=model_args.get("trust_remote_code", False),
-    )
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token  # labels mask padding, so sharing EOS is harmless
-    return tok
 
 
 def build_quant_config(train: dict[str, Any]) -> BitsAndBytesConfig:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jaflow.errors import ConfigError, DataError
-from jaflow.io import atomic_path, sha256_tree, write_json
+from jaflow.io import atomic_path, write_checksums, write_json
 from jaflow.train import builders, resume
 
 log = logging.getLogger(__name__)
@@ -165,11 +165,6 @@ def merge_adapter_into_base(ckpt: Path, model_args: dict[str, Any], out_dir: Pat
     merged.save_pretrained(out_dir)
 
 
-def write_checksums(model_dir: Path) -> None:
-    sums = sha256_tree(model_dir, suffixes=WEIGHT_SUFFIXES)
-    (model_dir / "checksums.sha256").write_text("".join(f"{h}  {p}\n" for p, h in sums.items()), encoding="utf-8")
-
-
 def select_checkpoint(
     *,
     state_path: str | Path,
@@ -195,7 +190,7 @@ def select_checkpoint(
     log.info("selected step %d (%s = %s)", best.step, metric, best.value)
     with atomic_path(out_dir) as tmp:
         flags = export_model(best.checkpoint, tmp, model_args, merge_adapter)
-        write_checksums(tmp)
+        write_checksums(tmp, WEIGHT_SUFFIXES)
         selection = {
             "step": best.step,
             "metric": metric,

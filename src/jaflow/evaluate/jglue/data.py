@@ -12,7 +12,6 @@ Sources, in the upstream schemas (never a loading script):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from jaflow.errors import DataError
-from jaflow.io import atomic_path, dumps_jsonl, iter_jsonl
+from jaflow.io import atomic_path, dumps_jsonl, iter_jsonl, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +136,7 @@ def download(url: str, sha256: str, dest: Path) -> Path:
     with atomic_path(dest) as tmp:
         with urllib.request.urlopen(url) as r, open(tmp, "wb") as f:  # noqa: S310 (URL from config)
             shutil.copyfileobj(r, f)
-        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        digest = sha256_file(tmp)
         if digest != sha256:
             raise DataError(f"jglue.urls: {url}: sha256 {digest} does not match the configured {sha256}")
     return dest

@@ -30,7 +30,7 @@ from jaflow.evaluate.jglue.data import data_files
 from jaflow.evaluate.jglue.metrics import CARD_SCALE
 from jaflow.evaluate.jglue.templates import FAMILIES, TEMPLATES, task_name
 from jaflow.graph import is_local_path
-from jaflow.io import atomic_path, sha256_tree, write_json
+from jaflow.io import atomic_path, sha256_file, sha256_tree, write_json
 
 log = logging.getLogger(__name__)
 TASKS_DIR = Path(__file__).resolve().parents[4] / "workflow" / "tasks"
@@ -139,7 +139,7 @@ def cache_key(hf: dict[str, Any], tasks: list[dict[str, Any]], data_dir: str | P
         "weights": _fingerprint(hf["pretrained"]), "peft": _fingerprint(hf.get("peft")),
         "tokenizer": _fingerprint(hf.get("tokenizer")), "tasks": tasks, "resolved": names,
         "data": {f: sha256_tree(Path(data_dir) / f) for f in families},
-        "yamls": {n: hashlib.sha256((tasks_dir / f"{n}.yaml").read_bytes()).hexdigest() for n in names
+        "yamls": {n: sha256_file(tasks_dir / f"{n}.yaml") for n in names
                   if n in TEMPLATES},
         "settings": settings, "lm_eval": lm_eval.__version__,
     }

@@ -8,21 +8,18 @@ from typing import Any
 
 import torch
 
+from jaflow.hf import DTYPES, load_tokenizer
+
 log = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def load_model(hf_args: dict[str, Any]) -> tuple[Any, Any]:
     """(model, tokenizer) from graph.hf_args: pretrained, peft, tokenizer, use_fast, trust_remote_code, dtype."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     trust = bool(hf_args.get("trust_remote_code", False))
-    tokenizer = AutoTokenizer.from_pretrained(
-        hf_args.get("tokenizer") or hf_args["pretrained"],
-        use_fast=hf_args.get("use_fast", True),
-        trust_remote_code=trust,
-    )
+    tokenizer = load_tokenizer(hf_args)
     dtype = hf_args.get("dtype") or "auto"
     model = AutoModelForCausalLM.from_pretrained(
         hf_args["pretrained"],
@@ -36,8 +33,6 @@ def load_model(hf_args: dict[str, Any]) -> tuple[Any, Any]:
         model = PeftModel.from_pretrained(model, hf_args["peft"])
     model.eval()
     tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return model, tokenizer
 
 

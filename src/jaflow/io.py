@@ -92,6 +92,9 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
 CHECKSUMS = "checksums.sha256"
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
 def write_checksums(model_dir: str | os.PathLike, suffixes: tuple[str, ...] = ()) -> Path:
     """Write `checksums.sha256` over every other file of a model dir, or only those ending in
     `suffixes` (`sha256sum -c` reads it)."""
@@ -102,13 +105,23 @@ def write_checksums(model_dir: str | os.PathLike, suffixes: tuple[str, ...] = ()
     return root / CHECKSUMS
 
 
+def read_checksums(model_dir: str | os.PathLike) -> dict[str, str]:
+    """file -> sha256 from a model dir's `checksums.sha256` (sha256sum format, text or binary mode)."""
+    listed = Path(model_dir) / CHECKSUMS
+    out = {}
+    for lineno, line in enumerate(listed.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        digest, _, name = line.strip().partition(" ")
+        name = name.strip().lstrip("*")
+        if len(digest) != 64 or not name:
+            raise DataError(f"{listed}:{lineno}: expected '<sha256>  <file>', got {line!r}")
+        out[name] = digest
+    return out
+
+
 def verify_checksums(model_dir: str | os.PathLike) -> list[str]:
     """Files of `checksums.sha256` that are missing or changed (empty when all match)."""
     root = Path(model_dir)
-    bad = []
-    for line in (root / CHECKSUMS).read_text(encoding="utf-8").splitlines():
-        digest, rel = line.split("  ", 1)
-        path = root / rel
-        if not path.is_file() or sha256_file(path) != digest:
-            bad.append(rel)
-    return bad
+    return [rel for rel, digest in read_checksums(root).items()
+            if not (root / rel).is_file() or sha256_file(root / rel) != digest]

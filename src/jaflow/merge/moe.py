@@ -19,14 +19,13 @@ import transformers
 import yaml
 
 from jaflow.errors import ConfigError
-from jaflow.io import atomic_path, sha256_tree, write_checksums, write_json
+from jaflow.io import WEIGHT_SUFFIXES, atomic_path, sha256_tree, write_checksums, write_json
 from jaflow.merge.compat import ModelRef, check_compatible
 
 log = logging.getLogger(__name__)
 
 PROMPT_FREE_GATES = ("random",)  # mergekit asks positive_prompts of every other gate mode
 EXPERT_OPTIONS = ("positive_prompts", "negative_prompts", "noise_scale", "residual_scale")
-WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
 def _refs(spec: dict[str, Any]) -> tuple[ModelRef, list[ModelRef]]:

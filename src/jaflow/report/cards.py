@@ -8,12 +8,13 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from jaflow.errors import DataError
+from jaflow import io
 from jaflow.evaluate.mtbench.categories import AVG_ROW  # the stage's mean row; cards recompute it
 from jaflow.graph import BaseModel, MergedModel, ModelGraph, TrainedModel
 from jaflow.io import sha256_file
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+# Cards also describe model dirs jaflow did not write, so they know more weight formats.
+WEIGHT_SUFFIXES = io.WEIGHT_SUFFIXES + (".pt", ".pth", ".gguf")
 METHOD_NAMES = {"qlora": "QLoRA", "lora": "LoRA", "full": "Full", "lisa": "LISA"}
 # hyper-parameters that only mean something for some methods
 METHOD_KEYS = {
@@ -60,17 +61,8 @@ def model_facts(graph: ModelGraph, config: dict[str, Any], names: list[str]) -> 
 def weight_checksums(model_dir: str | Path) -> dict[str, str]:
     """sha256 of the weight files: from `checksums.sha256` (sha256sum format) when present, else computed."""
     model_dir = Path(model_dir)
-    listed = model_dir / "checksums.sha256"
-    if listed.exists():
-        out = {}
-        for lineno, line in enumerate(listed.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            digest, _, name = line.strip().partition(" ")
-            name = name.strip().lstrip("*")
-            if len(digest) != 64 or not name:
-                raise DataError(f"{listed}:{lineno}: expected '<sha256>  <file>', got {line!r}")
-            out[name] = digest
+    if (model_dir / io.CHECKSUMS).exists():
+        out = io.read_checksums(model_dir)
         return dict(sorted((k, v) for k, v in out.items() if k.endswith(WEIGHT_SUFFIXES)) or sorted(out.items()))
     files = sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
     return {p.relative_to(model_dir).as_posix(): sha256_file(p) for p in files}

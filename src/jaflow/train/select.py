@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from jaflow.errors import ConfigError, DataError
-from jaflow.io import atomic_path, write_checksums, write_json
+from jaflow.io import WEIGHT_SUFFIXES, atomic_path, write_checksums, write_json
 from jaflow.train import builders, resume
 
 log = logging.getLogger(__name__)
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin")
 MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
 

@@ -11,7 +11,3 @@ class ConfigError(JaflowError):
 
 class DataError(JaflowError):
     """An input data file is malformed, or a sampling rule left nothing."""
-
-
-class NotImplementedYet(JaflowError):
-    """A stage that is wired into the workflow but not built yet."""

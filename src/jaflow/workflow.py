@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from jaflow.errors import NotImplementedYet
 from jaflow.graph import MergedModel, ModelGraph, TrainedModel
 
 DATASET_FILES = ("train.jsonl", "validation.jsonl", "manifest.json")
@@ -125,11 +124,6 @@ class Targets:
     def all(self) -> list[str]:
         datasets = [dataset_files(d)["manifest"] for d in self.config["datasets"]]
         return datasets + self.models() + self.jglue() + self.mtbench() + self.reports()
-
-
-def not_implemented(stage: str) -> None:
-    """Fail loudly for a stage that is wired but not built: never a fake result."""
-    raise NotImplementedYet(f"{stage}: not implemented yet")
 
 
 # Built-in suites: (task family, version, few-shot) in the order the cards print them.

@@ -41,15 +41,18 @@ def all_targets():
     return TARGETS.all()
 
 
-def model_inputs(wildcards, name=None):
-    """Files a job on model `name` (default: the {model}/{trained}/{merged} wildcard) waits for."""
-    name = name or getattr(wildcards, "model", None) or getattr(wildcards, "trained", None) or wildcards.merged
-    return GRAPH.model_inputs(name)
+def wildcard_model(wildcards):
+    """The model a job is about: its {model}, {trained} or {merged} wildcard."""
+    return getattr(wildcards, "model", None) or getattr(wildcards, "trained", None) or wildcards.merged
+
+
+def model_inputs(wildcards):
+    """Files a job on the wildcard's model waits for."""
+    return GRAPH.model_inputs(wildcard_model(wildcards))
 
 
 def hf_args(wildcards):
-    name = getattr(wildcards, "model", None) or getattr(wildcards, "trained", None) or wildcards.merged
-    return GRAPH.hf_args(name)
+    return GRAPH.hf_args(wildcard_model(wildcards))
 
 
 def train_inputs(wildcards):

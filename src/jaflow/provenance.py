@@ -1,0 +1,50 @@
+"""Content identity of models: what a result depends on, never a name or a path.
+
+A model the workflow made carries `checksums.sha256` over its files; its identity is the sha256 of
+that listing. A local model from elsewhere is hashed file by file. A hub model is its id and the
+`revision` the config pins, or "unpinned" (recorded, so a report can say so).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from jaflow.io import CHECKSUMS, sha256_file, sha256_tree
+
+UNPINNED = "unpinned"
+
+
+def digest(obj: Any) -> str:
+    """sha256 of a JSON-able object, independent of dict key order."""
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def path_identity(ref: str, revision: str | None = None) -> dict[str, str]:
+    """Identity of one model reference: a local directory (by content) or a hub id."""
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        listing = path / CHECKSUMS
+        if listing.is_file():
+            return {"kind": "local", "sha256": sha256_file(listing)}
+        return {"kind": "local", "sha256": digest(sha256_tree(path))}
+    if path.is_file():
+        return {"kind": "local", "sha256": sha256_file(path)}
+    return {"kind": "hub", "id": ref, "revision": revision or UNPINNED}
+
+
+def model_identity(hf_args: dict[str, Any]) -> dict[str, Any]:
+    """Identity of what `hf_args` (the graph's `from_pretrained` arguments) load: weights,
+    adapter and tokenizer."""
+    revision = hf_args.get("revision")
+    ident: dict[str, Any] = {"weights": path_identity(hf_args["pretrained"], revision)}
+    if hf_args.get("peft"):
+        ident["adapter"] = path_identity(hf_args["peft"])
+    tokenizer = hf_args.get("tokenizer")
+    if tokenizer and tokenizer not in (hf_args["pretrained"], hf_args.get("peft")):
+        ident["tokenizer"] = path_identity(tokenizer, hf_args.get("tokenizer_revision"))
+    ident["sha256"] = digest(ident)
+    return ident

@@ -36,7 +36,7 @@ localrules:
 rule all:
     default_target: True
     input:
-        all_targets(),
+        TARGETS.all(),
 
 
 onsuccess:

@@ -79,7 +79,7 @@ def snakemake(workdir: Path, *targets: str, config: dict | None = None, configfi
     files = [str(REPO_ROOT / "config" / "config.yaml")] if default_config else []
     files += [str(f) for f in configfiles]
     if config is not None:
-        extra = workdir / "test-config.yaml"
+        extra = workdir / "test.yaml"  # names the experiment `test` unless the config names one
         extra.write_text(yaml.safe_dump(config, allow_unicode=True))
         files.append(str(extra))
     cmd = [sys.executable, "-m", "snakemake", *targets, "-s", str(REPO_ROOT / "Snakefile"),

@@ -4,9 +4,8 @@ import copy
 
 import pytest
 
-from jaflow.config import load_yaml, validate_config
+from jaflow.config import load_experiment, load_yaml, validate_config
 from jaflow.errors import ConfigError
-from jaflow.graph import ModelGraph
 
 
 @pytest.fixture
@@ -15,9 +14,9 @@ def demo(repo_root):
 
 
 def graph_of(models, datasets=("d",)):
-    config = {"datasets": {d: {"sources": [{"name": "s", "path": "x.jsonl"}]} for d in datasets}, "models": models}
-    validate_config(config)
-    return ModelGraph.from_config(config)
+    config = {"name": "t", "datasets": {d: {"sources": [{"name": "s", "path": "data/x.jsonl"}]} for d in datasets},
+              "models": models}
+    return load_experiment(config).graph
 
 
 def test_demo_config_is_valid_and_defaults_are_filled(demo):
@@ -62,15 +61,14 @@ def test_bad_sampling_rule_names_the_key_path(demo):
 
 
 def test_graph_of_demo(demo):
-    validate_config(demo)
-    graph = ModelGraph.from_config(demo)
+    graph = load_experiment(demo).graph
     assert graph.order.index("tiny_llama") < graph.order.index("tiny_qlora") < graph.order.index("tiny_moe")
     assert graph.order.index("tiny_moe") < graph.order.index("tiny_moe_lisa")
     # tiny_qlora is an expert of the merge, so its adapter is merged into full weights
     assert graph.needs_full_weights("tiny_qlora") and not graph.is_adapter("tiny_qlora")
-    assert graph.hf_args("tiny_qlora")["pretrained"] == "results/models/tiny_qlora"
-    assert graph.hf_args("tiny_moe_lisa")["pretrained"] == "results/models/tiny_moe_lisa"
-    assert graph.model_inputs("tiny_llama") == ["results/tiny/models/llama"]
+    assert graph.hf_args("tiny_qlora")["pretrained"] == "results/demo/models/tiny_qlora"
+    assert graph.hf_args("tiny_moe_lisa")["pretrained"] == "results/demo/models/tiny_moe_lisa"
+    assert graph.model_inputs("tiny_llama") == ["results/demo/tiny/models/llama"]
     assert graph.chat_format("tiny_moe_lisa") == "alpaca_ja"
 
 
@@ -78,9 +76,9 @@ def test_adapter_model_is_evaluated_as_base_plus_peft():
     graph = graph_of({"base": {"pretrained": "org/base", "use_fast": False},
                       "sft": {"from": "base", "method": "qlora", "dataset": "d"}})
     args = graph.hf_args("sft")
-    assert args["pretrained"] == "org/base" and args["peft"] == "results/models/sft"
+    assert args["pretrained"] == "org/base" and args["peft"] == "results/t/models/sft"
     assert args["use_fast"] is False  # inherited from the base: rinna needs slow tokenizers
-    assert graph.model_inputs("sft") == ["results/models/sft"]  # hub bases are no input
+    assert graph.model_inputs("sft") == ["results/t/models/sft"]  # hub bases are no input
     assert graph.model_inputs("base") == []
 
 
@@ -118,7 +116,7 @@ def test_a_model_must_be_one_kind():
 def test_evaluations_may_only_name_models_of_the_graph(demo):
     from jaflow.workflow import Targets
 
-    validate_config(demo)
+    graph = load_experiment(demo).graph
     demo["jglue"]["runs"][0]["models"].append("tiny_gpt5")
     with pytest.raises(ConfigError, match=r"jglue\.runs\.0\.models: unknown model 'tiny_gpt5'"):
-        Targets(demo, ModelGraph.from_config(demo))
+        Targets(demo, graph)

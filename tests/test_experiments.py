@@ -17,22 +17,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_cards import TINY_JGLUE_TASKS as JGLUE_FAMILIES
+from tiny_cards import base_models, hub_references, tiny_arch, tiny_source_rows, tinyify
 
 from jaflow.config import prepare_config
 from jaflow.errors import DataError
-from jaflow.experiments import (
-    TINY_JGLUE_TASKS as JGLUE_FAMILIES,
-)
-from jaflow.experiments import (
-    base_models,
-    hub_references,
-    missing_user_file,
-    tiny_arch,
-    tiny_source_rows,
-    tinyify,
-    tydiqa_ja_rows,
-)
+from jaflow.experiments import missing_user_file, tydiqa_ja_rows
 from jaflow.graph import BaseModel, MergedModel, ModelGraph, TrainedModel
+from jaflow.layout import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "config" / "experiments"
@@ -137,6 +129,14 @@ def dry_run(configfile: Path, workdir: Path) -> tuple[dict[str, int], str]:
 
 # -- the card configs ---------------------------------------------------------------------
 
+TINY = "tiny"  # the tiny swaps are written to tiny.yaml: experiment `tiny`, results/tiny/
+
+
+def graph_of(config: dict) -> ModelGraph:
+    """The model graph of a config (validated and filled; its paths are not checked)."""
+    return ModelGraph.from_config(prepare_config(copy.deepcopy(config)), Layout(TINY))
+
+
 
 def test_every_card_has_a_config():
     assert sorted(p.stem for p in EXPERIMENTS.glob("*.yaml") if not p.stem.startswith("sweep")) == CARDS
@@ -145,7 +145,7 @@ def test_every_card_has_a_config():
 @pytest.mark.parametrize("card", CARDS)
 def test_card_config_is_valid(card):
     config = prepare_config(load_card(card))
-    graph = ModelGraph.from_config(config)
+    graph = graph_of(config)
     evaluated = {m for r in config["jglue"]["runs"] for m in r["models"]} | set(config["mtbench"]["models"])
     assert evaluated <= set(graph.nodes)
     for report in config["reports"].values():
@@ -240,7 +240,7 @@ def _tiny_config(card: str, tmp_path: Path) -> dict:
 
 
 def _structure(config: dict) -> dict:
-    graph = ModelGraph.from_config(config)
+    graph = graph_of(config)
     kinds = {BaseModel: "base", TrainedModel: "train", MergedModel: "merge"}
     nodes = {n: (kinds[type(graph[n])], graph[n].deps) for n in graph}
     methods = {n: (graph[n].method, graph[n].dataset) for n in graph.names(TrainedModel)}
@@ -334,9 +334,9 @@ def test_tiny_card_merges_like_the_card(tmp_path, tiny_tokenizer_dir):
     tiny = _tiny_config("swallow_moe_4x7b_lisa", tmp_path)
     _build_tiny_bases(card_config, tiny, tiny_tokenizer_dir)
     configfile = _write(tiny, tmp_path / "tiny.yaml")
-    proc = snakemake(["results/models/swallow-moe-4x7b", "--cores", "1", "--configfile", str(configfile)], tmp_path)
+    proc = snakemake(["results/tiny/models/swallow-moe-4x7b", "--cores", "1", "--configfile", str(configfile)], tmp_path)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    merge = json.loads((tmp_path / "results/models/swallow-moe-4x7b/merge.json").read_text())
+    merge = json.loads((tmp_path / "results/tiny/models/swallow-moe-4x7b/merge.json").read_text())
     assert merge["architecture"] == "MixtralForCausalLM"
     assert merge["num_local_experts"] == 4 and merge["num_experts_per_tok"] == 2
     assert merge["mergekit_config"]["gate_mode"] == "random"
@@ -358,14 +358,14 @@ def test_tiny_card_runs_end_to_end(card, tmp_path, tiny_tokenizer_dir):
     config = prepare_config(yaml.safe_load(configfile.read_text(encoding="utf-8")))
     from jaflow.workflow import Targets
 
-    targets = Targets(config, ModelGraph.from_config(config)).all()
+    targets = Targets(config, graph_of(config)).all()
     missing = [t for t in targets if not (tmp_path / t).exists()]
     assert missing == []
     suites = config["jglue"]["suites"]
     for run in config["jglue"]["runs"]:
         own = {t["task"]: t.get("template") for t in suites.get(run["suite"], [])}
         for model in run["models"]:
-            with open(tmp_path / f"results/jglue/{run['suite']}/{model}/scores.csv", encoding="utf-8") as f:
+            with open(tmp_path / f"results/tiny/jglue/{run['suite']}/{model}/scores.csv", encoding="utf-8") as f:
                 rows = list(csv.DictReader(f))
             assert rows
             # each model is evaluated in its own run's template (seed 002: 0.5, 0.4, 0.3)
@@ -373,8 +373,8 @@ def test_tiny_card_runs_end_to_end(card, tmp_path, tiny_tokenizer_dir):
             for row in rows:
                 if row["task"] in JGLUE_FAMILIES and row["task"] != "xwinograd_ja":
                     assert row["template"] == (own.get(row["task"]) or expected), (model, row)
-    for name in ModelGraph.from_config(config).names(TrainedModel):
-        selection = json.loads((tmp_path / f"results/models/{name}/selection.json").read_text())
+    for name in graph_of(config).names(TrainedModel):
+        selection = json.loads((tmp_path / f"results/tiny/models/{name}/selection.json").read_text())
         assert selection["metric"] == config["models"][name]["select"]["metric"]
 
 
@@ -394,15 +394,17 @@ TINY_MIX_COUNTS = {
 def test_tiny_card_samples_its_mixes(card, tmp_path):
     """The card's mixes (sources, columns, templates, rules) sample for real on tiny files."""
     tiny = _tiny_config(card, tmp_path)
+    for path in base_models(tiny).values():  # base models must exist; sampling never reads them
+        Path(path).mkdir(parents=True)
     configfile = tmp_path / "tiny.yaml"
     configfile.write_text(yaml.safe_dump(tiny, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    targets = [f"results/datasets/{d}/manifest.json" for d in tiny["datasets"]]
+    targets = [f"results/tiny/datasets/{d}/manifest.json" for d in tiny["datasets"]]
     proc = snakemake([*targets, "--cores", "1", "--configfile", str(configfile)], tmp_path)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     for dataset, expected in TINY_MIX_COUNTS[card].items():
-        manifest = json.loads((tmp_path / f"results/datasets/{dataset}/manifest.json").read_text())
+        manifest = json.loads((tmp_path / f"results/tiny/datasets/{dataset}/manifest.json").read_text())
         assert {s["name"]: s["rows_used"] for s in manifest["sources"]} == expected
-        train = (tmp_path / f"results/datasets/{dataset}/train.jsonl").read_text(encoding="utf-8").splitlines()
+        train = (tmp_path / f"results/tiny/datasets/{dataset}/train.jsonl").read_text(encoding="utf-8").splitlines()
         assert len(train) == sum(expected.values()) - 4  # 4 held out for validation
         rows = [json.loads(line) for line in train]
         assert {r["source"] for r in rows} == set(expected)

@@ -37,13 +37,13 @@ def test_workflow_evaluates_a_base_model_on_jglue4(run_workflow, world):
         "models": {"base": {"pretrained": world["model"]}},
         "jglue": {"data_dir": world["jglue"], "runs": [{"suite": "jglue4", "models": ["base"]}], "limit": 4},
     }
-    proc = run_workflow("results/jglue/jglue4/base/scores.csv", default_config=False, config=config)
-    out = proc.workdir / "results/jglue/jglue4/base"
+    proc = run_workflow("results/test/jglue/jglue4/base/scores.csv", default_config=False, config=config)
+    out = proc.workdir / "results/test/jglue/jglue4/base"
     got = scores(out / "scores.csv")
     assert {("jsquad", "exact_match"), ("jcommonsenseqa", "acc"), ("jnli", "acc"), ("marc_ja", "acc")} <= set(got)
     assert (out / "results.json").is_file() and (out / "samples_marc_ja-1.1-0.3.jsonl").is_file()
-    assert (proc.workdir / "results/jglue/data/marc_ja/validation.jsonl").is_file()
-    assert "jglue:" in (proc.workdir / "logs/jglue/jglue4/base.log").read_text()
+    assert (proc.workdir / "results/test/jglue/data/marc_ja/validation.jsonl").is_file()
+    assert "jglue:" in (proc.workdir / "logs/test/jglue/jglue4/base.log").read_text()
 
 
 def test_workflow_training_raises_marc_ja_accuracy(run_workflow, world):
@@ -64,10 +64,10 @@ def test_workflow_training_raises_marc_ja_accuracy(run_workflow, world):
             "runs": [{"suite": "marc", "models": ["base", "tuned"]}],
         },
     }
-    proc = run_workflow("results/jglue/marc/base/scores.csv", "results/jglue/marc/tuned/scores.csv",
+    proc = run_workflow("results/test/jglue/marc/base/scores.csv", "results/test/jglue/marc/tuned/scores.csv",
                         default_config=False, config=config)
-    before = scores(proc.workdir / "results/jglue/marc/base/scores.csv")[("marc_ja", "acc")]
-    after = scores(proc.workdir / "results/jglue/marc/tuned/scores.csv")[("marc_ja", "acc")]
+    before = scores(proc.workdir / "results/test/jglue/marc/base/scores.csv")[("marc_ja", "acc")]
+    after = scores(proc.workdir / "results/test/jglue/marc/tuned/scores.csv")[("marc_ja", "acc")]
     print(f"workflow marc_ja acc: base {before:.3f} -> tuned {after:.3f}")
     assert before < 0.7, before
     assert after > 0.8, (before, after)

@@ -51,9 +51,9 @@ def moe_node(experts: list, **kw) -> dict:
 
 
 def test_workflow_merges_four_tiny_bases(run_workflow, bases):
-    proc = run_workflow("results/models/moe", default_config=False,
+    proc = run_workflow("results/test/models/moe", default_config=False,
                         config=config(bases, {"moe": moe_node(["base", "e1", "e2", {"model": "e3"}])}))
-    out = proc.workdir / "results/models/moe"
+    out = proc.workdir / "results/test/models/moe"
     model = transformers.AutoModelForCausalLM.from_pretrained(out)
     assert type(model).__name__ == "MixtralForCausalLM"
     assert model.config.num_local_experts == 4 and model.config.num_experts_per_tok == 2
@@ -68,12 +68,12 @@ def test_workflow_merges_four_tiny_bases(run_workflow, bases):
 
 
 def test_workflow_refuses_mismatched_expert_and_writes_no_model(run_workflow, bases):
-    proc = run_workflow("results/models/moe", default_config=False, check=False,
+    proc = run_workflow("results/test/models/moe", default_config=False, check=False,
                         config=config(bases, {"moe": moe_node(["e1", "wide"])}))
     assert proc.returncode != 0
     log = (proc.workdir / "logs/merge/moe.log").read_text()
     assert "models.moe.experts[1]: expert 'wide'" in log and "base 'base'" in log and "hidden_size differs" in log
-    assert not (proc.workdir / "results/models/moe").exists()
+    assert not (proc.workdir / "results/test/models/moe").exists()
 
 
 @pytest.fixture(scope="module")
@@ -90,17 +90,17 @@ def trained_chain(tmp_path_factory, bases, instructions) -> Path:
                      "train": dict(short, lisa_layers=1, lisa_interval=2)},
     }
     work = tmp_path_factory.mktemp("merge_chain")
-    snakemake(work, "results/models/moe_lisa", default_config=False, config=config(bases, models, instructions))
+    snakemake(work, "results/test/models/moe_lisa", default_config=False, config=config(bases, models, instructions))
     return work
 
 
 def test_workflow_merges_a_trained_expert(trained_chain, bases):
     work = trained_chain
-    record = json.loads((work / "results/models/moe/merge.json").read_text())
+    record = json.loads((work / "results/test/models/moe/merge.json").read_text())
     assert record["experts"] == ["base", "tuned", "e1", "e2"]
     # Expert 1 of the MoE is the trained model's MLP (its adapter merged into full weights).
-    moe = transformers.AutoModelForCausalLM.from_pretrained(work / "results/models/moe").state_dict()
-    trained = transformers.AutoModelForCausalLM.from_pretrained(work / "results/models/tuned").state_dict()
+    moe = transformers.AutoModelForCausalLM.from_pretrained(work / "results/test/models/moe").state_dict()
+    trained = transformers.AutoModelForCausalLM.from_pretrained(work / "results/test/models/tuned").state_dict()
     base = load_file(Path(bases["base"]) / "model.safetensors")
     p = "model.layers.0.mlp."
     assert torch.equal(moe[p + "experts.down_proj"][1], trained[p + "down_proj.weight"])
@@ -109,13 +109,13 @@ def test_workflow_merges_a_trained_expert(trained_chain, bases):
 
 def test_workflow_trains_the_merged_moe_with_lisa(trained_chain):
     work = trained_chain
-    with open(work / "results/train/moe_lisa/log_history.csv") as f:
+    with open(work / "results/test/train/moe_lisa/log_history.csv") as f:
         rows = list(csv.DictReader(f))
     losses = [float(r["train_loss"]) for r in rows if r["train_loss"]]
     assert len(losses) >= 4 and all(math.isfinite(x) for x in losses)
-    tuned = transformers.AutoModelForCausalLM.from_pretrained(work / "results/models/moe_lisa")
+    tuned = transformers.AutoModelForCausalLM.from_pretrained(work / "results/test/models/moe_lisa")
     assert type(tuned).__name__ == "MixtralForCausalLM" and tuned.config.num_local_experts == 4
-    merged = transformers.AutoModelForCausalLM.from_pretrained(work / "results/models/moe").state_dict()
+    merged = transformers.AutoModelForCausalLM.from_pretrained(work / "results/test/models/moe").state_dict()
     after = tuned.state_dict()
     # LISA always trains embeddings and head, and some decoder layers of the MoE.
     assert not torch.equal(merged["model.embed_tokens.weight"], after["model.embed_tokens.weight"])

@@ -12,21 +12,21 @@ from jaflow.io import read_jsonl
 
 pytestmark = pytest.mark.workflow
 
-BENCH = "results/mtbench/japanese_mt_bench"
+BENCH = "results/test/mtbench/japanese_mt_bench"
 
 
 def test_answer_and_judge_with_the_hf_backend(run_workflow, tiny_model, tmp_path):
     model = tiny_model("llama")
     config = {
         "models": {"tiny": {"pretrained": str(model), "chat_format": "rinna_chat"}},
-        "mtbench": {"models": ["tiny"], "max_new_tokens": 8,
+        "mtbench": {"questions": "tiny", "models": ["tiny"], "max_new_tokens": 8,
                     "judge": {"backend": "hf", "model": "tiny", "max_new_tokens": 12}},
     }
     scores = f"{BENCH}/scores/tiny/tiny.csv"
     proc = run_workflow(scores, config=config, default_config=False, workdir=tmp_path / "work")
     work = proc.workdir
     answers = read_jsonl(work / f"{BENCH}/model_answer/tiny.jsonl")
-    questions = read_jsonl(work / "results/tiny/mtbench/question.jsonl")
+    questions = read_jsonl(work / "results/test/tiny/mtbench/question.jsonl")
     assert [a["question_id"] for a in answers] == [q["question_id"] for q in questions]
     assert all(a["generate_params"]["chat_format"] == "rinna_chat" for a in answers)
     assert all(len(a["choices"][0]["turns"]) == 2 for a in answers)
@@ -41,7 +41,7 @@ def test_answer_and_judge_with_the_hf_backend(run_workflow, tiny_model, tmp_path
     avg = next(r for r in rows if r["category"] == "avg_score")
     assert int(avg["n_failed"]) == failed and int(avg["n"]) == len(rated)
     assert sum(int(r["n_failed"]) for r in rows if r["category"] != "avg_score") == failed
-    log = (work / "logs/mtbench/japanese_mt_bench/judge_tiny_tiny.log").read_text()
+    log = (work / "logs/test/mtbench/japanese_mt_bench/judge_tiny_tiny.log").read_text()
     assert f"{failed} parse failure(s)" in log
 
     # rerunning the judge (forced) answers everything from the cache: no judge model is loaded
@@ -51,7 +51,7 @@ def test_answer_and_judge_with_the_hf_backend(run_workflow, tiny_model, tmp_path
                  args=["--forcerun", "mtbench_judge"])
     assert cache.read_text() == before
     assert read_jsonl(work / f"{BENCH}/model_judgment/tiny/tiny.jsonl") == judgments
-    log = (work / "logs/mtbench/japanese_mt_bench/judge_tiny_tiny.log").read_text()
+    log = (work / "logs/test/mtbench/japanese_mt_bench/judge_tiny_tiny.log").read_text()
     assert log.count("attempt 0: 8 call(s), 0 to send") == 1
 
     # a judge setting changes the judgments only: the answers are not generated again
@@ -62,12 +62,12 @@ def test_answer_and_judge_with_the_hf_backend(run_workflow, tiny_model, tmp_path
 
 def test_pairwise_mode_is_wired(run_workflow, tmp_path):
     config = {
-        "models": {"a": {"pretrained": "results/tiny/models/llama"}, "b": {"pretrained": "results/tiny/models/llama"}},
-        "mtbench": {"models": ["a", "b"], "judge": {"backend": "openai", "model": "gpt-4o"},
+        "models": {"a": {"pretrained": "tiny:llama"}, "b": {"pretrained": "tiny:llama"}},
+        "mtbench": {"questions": "tiny", "models": ["a", "b"], "judge": {"backend": "openai", "model": "gpt-4o"},
                     "pairwise": {"baseline": "b"}},
     }
     dry = run_workflow(config=config, default_config=False, args=["-n", "--forceall"])
-    assert "results/mtbench/japanese_mt_bench/pairwise/gpt-4o/a.csv" in dry.stdout
+    assert "results/test/mtbench/japanese_mt_bench/pairwise/gpt-4o/a.csv" in dry.stdout
     assert "pairwise/gpt-4o/b.csv" not in dry.stdout  # the baseline is not judged against itself
     bad = {**config, "mtbench": {**config["mtbench"], "pairwise": {"baseline": "nobody"}}}
     proc = run_workflow(config=bad, default_config=False, args=["-n"], check=False)
@@ -79,7 +79,7 @@ def test_demo_judge_is_trained_to_rate(finished_demo):
     """The demo trains its tiny judge, so its judgments parse: real scores reach the report."""
     import csv
 
-    score_files = sorted((finished_demo / "results/mtbench/japanese_mt_bench/scores/tiny_judge").glob("*.csv"))
+    score_files = sorted((finished_demo / "results/demo/mtbench/japanese_mt_bench/scores/tiny_judge").glob("*.csv"))
     assert [p.stem for p in score_files] == ["tiny_llama", "tiny_qlora"]
     for path in score_files:
         rows = list(csv.DictReader(path.open()))
@@ -87,4 +87,4 @@ def test_demo_judge_is_trained_to_rate(finished_demo):
         assert len(categories) == 8
         for r in categories:
             assert int(r["n"]) >= 1 and int(r["n_failed"]) == 0 and 1 <= float(r["score"]) <= 10
-    assert "| - |" not in (finished_demo / "results/reports/demo/tables/mtbench.md").read_text()
+    assert "| - |" not in (finished_demo / "results/demo/reports/demo/tables/mtbench.md").read_text()

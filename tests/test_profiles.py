@@ -36,15 +36,17 @@ def rule_resources(profile: dict, rule: str) -> dict[str, str]:
     return dict(s.split("=", 1) for s in items)
 
 
-def test_slurm_profile_is_found_as_typed_from_the_repo_root():
+def test_slurm_profile_is_found_as_typed_from_the_repo_root(tmp_path):
     assert (REPO / "slurm").resolve() == (REPO / "profiles" / "slurm").resolve()
     env = {k: v for k, v in os.environ.items() if k not in SITE_VARS}
     env.update(PYTHONPATH=str(REPO / "src"), JAFLOW_SLURM_PARTITION="all", JAFLOW_SLURM_GPU_MODEL="h100")
-    out = subprocess.run([SNAKEMAKE, "--profile", "slurm", "-n"], cwd=REPO, env=env,
+    # typed in the repo root; the dry run works in tmp_path so that a finished `make demo`
+    # there ("Nothing to be done") never changes what it shows
+    out = subprocess.run([SNAKEMAKE, "--profile", "slurm", "-n", "--directory", str(tmp_path)], cwd=REPO, env=env,
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     log = out.stdout + out.stderr
-    assert "Using profile slurm for setting default command line arguments" in log
+    assert "Using profiles slurm and workflow specific profile profiles/default for setting" in log
     jobs = re.findall(r"^rule (\w+):.*?^\s+resources: (.*?)$", log, re.M | re.S)
     assert {r for r, _ in jobs} >= {"train", "jglue", "sample_dataset", "report"}
     for rule, resources in jobs:

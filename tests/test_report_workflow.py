@@ -75,7 +75,7 @@ def write_stage_outputs(root: Path) -> None:
     """Tidy outputs of sampling, training, selection, merge, JGLUE and MT-Bench, as the contract has them."""
     rng = np.random.default_rng(0)
     for k, m in enumerate(["base", "tuned", "moe"]):
-        d = root / "results/jglue/jglue4" / m
+        d = root / "results/test/jglue/jglue4" / m
         d.mkdir(parents=True)
         rows = []
         for t, metric in TASKS:
@@ -85,11 +85,11 @@ def write_stage_outputs(root: Path) -> None:
             rows.append({"model": m, "task": t, "task_version": "1.1", "template": "0.3", "num_fewshot": 3,
                          "metric": metric, "value": vals.mean(), "stderr": vals.std(ddof=1) / np.sqrt(200), "n": 200})
         pd.DataFrame(rows).to_csv(d / "scores.csv", index=False)
-        d = root / "results/mtbench/japanese_mt_bench/scores/gpt-4"
+        d = root / "results/test/mtbench/japanese_mt_bench/scores/gpt-4"
         d.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"model": m, "category": CATS, "turn": 1, "score": rng.integers(10, 90, 8) / 10, "stdev": 1.0,
                       "n": 10, "n_failed": 0, "n_errors": 0}).to_csv(d / f"{m}.csv", index=False)
-    d = root / "results/train/tuned"
+    d = root / "results/test/train/tuned"
     d.mkdir(parents=True)
     steps = np.arange(1, 41)
     pd.DataFrame({"step": steps, "epoch": steps / 40, "train_loss": 3 - np.log(steps) / 2,
@@ -98,14 +98,14 @@ def write_stage_outputs(root: Path) -> None:
     (d / "trainer_state.json").write_text("{}")
     (d / "lisa_layers.csv").write_text("step,layers\n0,1 3\n20,0 2\n")
     for m in ["tuned", "moe"]:
-        d = root / "results/models" / m
+        d = root / "results/test/models" / m
         d.mkdir(parents=True)
         (d / "model.safetensors").write_bytes(b"weights of " + m.encode())
-    (root / "results/models/tuned/selection.json").write_text(
+    (root / "results/test/models/tuned/selection.json").write_text(
         json.dumps({"step": 30, "metric": "eval_loss", "value": 1.67, "mode": "min"}))
-    (root / "results/models/moe/merge.json").write_text(json.dumps({"architecture": "MixtralForCausalLM", "num_local_experts": 2, "num_experts_per_tok": 2,
+    (root / "results/test/models/moe/merge.json").write_text(json.dumps({"architecture": "MixtralForCausalLM", "num_local_experts": 2, "num_experts_per_tok": 2,
                     "mergekit_config": {"base_model": "org/base-7b", "gate_mode": "random"}}))
-    d = root / "results/datasets/mix"
+    d = root / "results/test/datasets/mix"
     d.mkdir(parents=True)
     (d / "manifest.json").write_text(json.dumps({
         "dataset": "mix", "seed": 1234,
@@ -116,9 +116,9 @@ def write_stage_outputs(root: Path) -> None:
 def test_report_rule_and_html_report(run_workflow, tmp_path):
     work = tmp_path / "work"
     write_stage_outputs(work)
-    run_workflow("results/reports/demo/index.md", config=CONFIG, default_config=False,
+    run_workflow("results/test/reports/demo/index.md", config=CONFIG, default_config=False,
                  args=["--allowed-rules", "report"], cores=1)
-    out = work / "results/reports/demo"
+    out = work / "results/test/reports/demo"
     for name in ("jglue", "base_vs_tuned", "mtbench"):
         for ext in ("md", "csv", "tex"):
             assert (out / "tables" / f"{name}.{ext}").stat().st_size > 0
@@ -142,7 +142,7 @@ def test_report_rule_and_html_report(run_workflow, tmp_path):
     results = front["model-index"][0]["results"]
     assert front["base_model"] == ["org/base-7b"]
     jsquad = next(r for r in results if r["dataset"]["type"] == "jsquad")
-    scores = pd.read_csv(work / "results/jglue/jglue4/tuned/scores.csv")
+    scores = pd.read_csv(work / "results/test/jglue/jglue4/tuned/scores.csv")
     assert jsquad["metrics"][0]["value"] == pytest.approx(scores.set_index("task").loc["jsquad", "value"])
     assert any(r["dataset"]["type"] == "japanese_mt_bench" for r in results)
     import hashlib

@@ -39,12 +39,12 @@ GPU_RULES = {"train", "select_checkpoint", "merge_moe", "jglue", "mtbench_answer
 # and a mergekit MoE (merge_moe, a GPU rule too). Extend as needed (evaluations, "all"): every
 # GPU rule among the jobs must show its GPU request in Slurm.
 TARGETS = {
-    "results/tiny/data/instructions.jsonl": "*",
-    "results/datasets/demo_mix/train.jsonl": "*",
-    "results/datasets/demo_mix/validation.jsonl": "*",
-    "results/datasets/demo_mix/manifest.json": "*",
-    "results/models/tuned": "*.safetensors",  # logs and trainer state hold timings
-    "results/models/moe": "*.safetensors",
+    "results/slurm/tiny/data/instructions.jsonl": "*",
+    "results/slurm/datasets/demo_mix/train.jsonl": "*",
+    "results/slurm/datasets/demo_mix/validation.jsonl": "*",
+    "results/slurm/datasets/demo_mix/manifest.json": "*",
+    "results/slurm/models/tuned": "*.safetensors",  # logs and trainer state hold timings
+    "results/slurm/models/moe": "*.safetensors",
 }
 
 
@@ -57,6 +57,7 @@ def write_test_config(tiny_model, tiny_tokenizer_dir, path: Path) -> Path:
     short = {"lora_r": 4, "learning_rate": 0.001, "max_steps": 2, "eval_steps": 1, "logging_steps": 1,
              "gradient_accumulation_steps": 1, "max_length": 64}
     config = {
+        "name": "slurm",
         "seed": demo["seed"],
         "datasets": demo["datasets"],
         "models": {

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jaflow.config import prepare_config
+from jaflow.config import load_experiment, prepare_config
+from jaflow.config.sweeps import all_sweep_points, format_value
 from jaflow.errors import ConfigError
-from jaflow.graph import ModelGraph
-from jaflow.sweep import all_sweep_points, format_value
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -24,17 +23,17 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 def base_config(sweep: dict) -> dict:
     return {
         "datasets": {
-            "mix": {"sources": [{"name": "a", "path": "a.jsonl"}]},
-            "other": {"sources": [{"name": "b", "path": "b.jsonl"}]},
+            "mix": {"sources": [{"name": "a", "path": "data/a.jsonl"}]},
+            "other": {"sources": [{"name": "b", "path": "data/b.jsonl"}]},
         },
         "models": {
-            "base": {"pretrained": "results/tiny/models/llama"},
+            "base": {"pretrained": "tiny:llama"},
             "tmpl": {"from": "base", "method": "lora", "dataset": "mix", "train": {"lora_r": 8}},
             "moe": {"base": "base", "experts": ["base"], "gate_mode": "random"},
         },
         "sweeps": {"s": sweep},
-        "jglue": {"runs": [{"suite": "jglue4", "models": ["base", "s"]}]},
-        "mtbench": {"models": ["s"]},
+        "jglue": {"data_dir": "tiny", "runs": [{"suite": "jglue4", "models": ["base", "s"]}]},
+        "mtbench": {"questions": "tiny", "models": ["s"]},
         "reports": {"r": {"models": ["s"]}, "all": {}},
     }
 
@@ -59,8 +58,8 @@ def test_grid_expands_to_typed_models_with_readable_names():
     assert config["jglue"]["runs"][0]["models"] == ["base", *names]
     assert config["mtbench"]["models"] == names
     assert config["reports"]["r"]["models"] == names
-    graph = ModelGraph.from_config(config)
-    assert graph.model_path(names[0]) == f"results/models/{names[0]}"
+    graph = load_experiment(config, ["sweep.yaml"]).graph
+    assert graph.model_path(names[0]) == f"results/sweep/models/{names[0]}"
     assert graph[names[0]].parent == "base"
 
 

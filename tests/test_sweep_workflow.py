@@ -16,7 +16,7 @@ import pytest
 import yaml
 from conftest import snakemake
 
-from jaflow.sweep import all_sweep_points
+from jaflow.config.sweeps import all_sweep_points
 
 pytestmark = pytest.mark.workflow
 
@@ -52,13 +52,13 @@ def test_two_by_two_sweep_runs_end_to_end_into_one_summary_table(tmp_path):
     work = tmp_path / "sweep"
     snakemake(work, config=config, default_config=False)
     for point in points:
-        assert (work / "results/models" / point / "selection.json").exists()
-        assert (work / "results/jglue/jglue4" / point / "scores.csv").exists()
-    with open(work / "results/reports/sweep_lora/tables/summary.csv", encoding="utf-8") as f:
+        assert (work / "results/sweep_lora/models" / point / "selection.json").exists()
+        assert (work / "results/sweep_lora/jglue/jglue4" / point / "scores.csv").exists()
+    with open(work / "results/sweep_lora/reports/sweep_lora/tables/summary.csv", encoding="utf-8") as f:
         rows = list(csv.reader(f))[1:]
     assert len(rows) == 4
     assert sorted(r[0] for r in rows) == sorted(points)
-    plots = sorted(p.name for p in (work / "results/reports/sweep_lora/plots").glob("sweep_*.png"))
+    plots = sorted(p.name for p in (work / "results/sweep_lora/reports/sweep_lora/plots").glob("sweep_*.png"))
     assert plots, "no sweep plots"
     assert dry_run(work, config=config) == {}  # and the finished sweep reruns nothing
 

@@ -42,7 +42,7 @@ def test_train_and_select_through_snakemake(run_workflow, tiny_model, tmp_path):
     os.utime(work / "data" / "syn.jsonl", (old, old))  # older than the dataset files: nothing to resample
     write_dataset(work / "results" / "datasets" / "syn")
     cfg = config(str(tiny_model("llama")))
-    run_workflow("results/models/tuned", workdir=work, config=cfg, default_config=False, args=ALLOWED)
+    run_workflow("results/test/models/tuned", workdir=work, config=cfg, default_config=False, args=ALLOWED)
 
     model = work / "results" / "models" / "tuned"
     sel = json.loads((model / "selection.json").read_text())
@@ -53,7 +53,7 @@ def test_train_and_select_through_snakemake(run_workflow, tiny_model, tmp_path):
     assert sorted(evals) == [3, 6]
     assert sel["metric"] == "eval_loss" and sel["mode"] == "min" and sel["adapter"] is True
     assert sel["value"] == min(evals.values()) and evals[sel["step"]] == sel["value"]
-    assert sel["checkpoint"].endswith(f"results/train/tuned/checkpoints/checkpoint-{sel['step']}")
+    assert sel["checkpoint"].endswith(f"results/test/train/tuned/checkpoints/checkpoint-{sel['step']}")
     assert (model / "adapter_model.safetensors").is_file() and (model / "tokenizer.json").is_file()
     assert "adapter_model.safetensors" in (model / "checksums.sha256").read_text()
     assert (work / "logs" / "train" / "tuned.log").stat().st_size > 0
@@ -62,9 +62,9 @@ def test_train_and_select_through_snakemake(run_workflow, tiny_model, tmp_path):
     for name in ("log_history.csv", "trainer_state.json"):
         (work / "results" / "train" / "tuned" / name).unlink()
     shutil.rmtree(model)
-    again = run_workflow("results/models/tuned", workdir=work, config=cfg, default_config=False, args=ALLOWED)
+    again = run_workflow("results/test/models/tuned", workdir=work, config=cfg, default_config=False, args=ALLOWED)
     assert "train" in again.stdout + again.stderr
     log = (work / "logs" / "train" / "tuned.log").read_text()
-    assert "resuming from results/train/tuned/checkpoints/checkpoint-6" in log
+    assert "resuming from results/test/train/tuned/checkpoints/checkpoint-6" in log
     with open(work / "results" / "train" / "tuned" / "log_history.csv") as f:
         assert [r["eval_loss"] for r in csv.DictReader(f)] == [r["eval_loss"] for r in rows]

@@ -46,23 +46,23 @@ def test_graph_error_stops_before_any_job(run_workflow):
 
 
 def test_data_stage_of_the_demo_runs(run_workflow):
-    proc = run_workflow("results/datasets/demo_mix/manifest.json")
-    manifest = json.loads((proc.workdir / "results/datasets/demo_mix/manifest.json").read_text())
+    proc = run_workflow("results/demo/datasets/demo_mix/manifest.json")
+    manifest = json.loads((proc.workdir / "results/demo/datasets/demo_mix/manifest.json").read_text())
     steps = manifest["sources"][0]["steps"]
     assert [list(s["rule"])[0] for s in steps] == ["dedup", "max_per_value", "min_chars"]
     assert steps[0]["after"] < steps[0]["before"]  # the tiny data has duplicates
     assert manifest["counts"]["validation"] == 16
-    train = (proc.workdir / "results/datasets/demo_mix/train.jsonl").read_text().splitlines()
+    train = (proc.workdir / "results/demo/datasets/demo_mix/train.jsonl").read_text().splitlines()
     assert len(train) == manifest["counts"]["train"] > 0
     # a second run has nothing to do
-    again = run_workflow("results/datasets/demo_mix/manifest.json", args=["-n"])
+    again = run_workflow("results/demo/datasets/demo_mix/manifest.json", args=["-n"])
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
 def test_an_experiment_config_stands_alone(run_workflow, tmp_path):
     experiment = tmp_path / "experiment.yaml"
     experiment.write_text("models: {m: {pretrained: org/some-model}}\n"
-                          "jglue: {runs: [{suite: jglue4, models: [m]}]}\n"
+                          "jglue: {data_dir: data/jglue-v1.1, runs: [{suite: jglue4, models: [m]}]}\n"
                           "reports: {r: {title: minimal}}\n")  # nullable sections (bootstrap) left unset
     proc = run_workflow(configfiles=[experiment], default_config=False, args=["-n"])
     counts = job_counts(proc.stdout + proc.stderr)

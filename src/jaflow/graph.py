@@ -12,12 +12,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from jaflow.errors import ConfigError
+from jaflow.layout import Layout
 
-MODELS_DIR = "results/models"
 ADAPTER_METHODS = ("qlora", "lora")
 METHODS = ("qlora", "lora", "full", "lisa")
 
@@ -26,15 +25,20 @@ METHODS = ("qlora", "lora", "full", "lisa")
 class BaseModel:
     name: str
     pretrained: str
-    tokenizer: str | None = None
-    use_fast: bool = True
-    trust_remote_code: bool = False
-    dtype: str = "auto"
-    chat_format: str | None = None
+    tokenizer: str | None
+    use_fast: bool
+    trust_remote_code: bool
+    dtype: str
+    chat_format: str | None
+    revision: str | None
 
     @property
     def deps(self) -> tuple[str, ...]:
         return ()
+
+    @property
+    def is_local(self) -> bool:
+        return is_local_path(self.pretrained)
 
 
 @dataclass(frozen=True)
@@ -43,9 +47,9 @@ class TrainedModel:
     parent: str
     method: str
     dataset: str
-    train: dict[str, Any] = field(default_factory=dict, hash=False)
-    select: dict[str, Any] = field(default_factory=dict, hash=False)
-    chat_format: str | None = None
+    train: dict[str, Any] = field(hash=False)
+    select: dict[str, Any] = field(hash=False)
+    chat_format: str | None
 
     @property
     def deps(self) -> tuple[str, ...]:
@@ -57,10 +61,10 @@ class MergedModel:
     name: str
     base: str
     experts: tuple[dict[str, Any], ...]
-    gate_mode: str = "random"
-    experts_per_token: int = 2
-    dtype: str = "bfloat16"
-    chat_format: str | None = None
+    gate_mode: str
+    experts_per_token: int
+    dtype: str
+    chat_format: str | None
 
     @property
     def expert_names(self) -> tuple[str, ...]:
@@ -81,16 +85,18 @@ def _node_from_config(name: str, spec: dict[str, Any]) -> Node:
             f"models.{name}: a model needs exactly one of 'pretrained' (a base), "
             f"'from' (a training run) or 'base' + 'experts' (a merge); got {kinds or 'none'}"
         )
-    chat_format = spec.get("chat_format")
+    # `spec` is validated and filled by the schema (its only home of defaults)
+    chat_format = spec["chat_format"]
     if "pretrained" in spec:
         return BaseModel(
             name=name,
             pretrained=str(spec["pretrained"]),
-            tokenizer=spec.get("tokenizer"),
-            use_fast=spec.get("use_fast", True),
-            trust_remote_code=spec.get("trust_remote_code", False),
-            dtype=spec.get("dtype", "auto"),
+            tokenizer=spec["tokenizer"],
+            use_fast=spec["use_fast"],
+            trust_remote_code=spec["trust_remote_code"],
+            dtype=spec["dtype"],
             chat_format=chat_format,
+            revision=spec["revision"],
         )
     if "from" in spec:
         return TrainedModel(
@@ -98,8 +104,8 @@ def _node_from_config(name: str, spec: dict[str, Any]) -> Node:
             parent=spec["from"],
             method=spec["method"],
             dataset=spec["dataset"],
-            train=dict(spec.get("train", {})),
-            select=dict(spec.get("select", {})),
+            train=dict(spec["train"]),
+            select=dict(spec["select"]),
             chat_format=chat_format,
         )
     if "base" not in spec:
@@ -109,9 +115,9 @@ def _node_from_config(name: str, spec: dict[str, Any]) -> Node:
         name=name,
         base=spec["base"],
         experts=experts,
-        gate_mode=spec.get("gate_mode", "random"),
-        experts_per_token=spec.get("experts_per_token", 2),
-        dtype=spec.get("dtype", "bfloat16"),
+        gate_mode=spec["gate_mode"],
+        experts_per_token=spec["experts_per_token"],
+        dtype=spec["dtype"],
         chat_format=chat_format,
     )
 
@@ -119,17 +125,18 @@ def _node_from_config(name: str, spec: dict[str, Any]) -> Node:
 class ModelGraph:
     """The validated graph of models named in `config['models']`."""
 
-    def __init__(self, nodes: dict[str, Node], datasets: set[str] | None = None):
+    def __init__(self, nodes: dict[str, Node], layout: Layout, datasets: set[str] | None = None):
         self.nodes = nodes
+        self.layout = layout
         self._check_references(datasets)
         self.order = self._topological_order()
         self._check_adapter_chains()
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> ModelGraph:
-        models = config.get("models") or {}
-        nodes = {name: _node_from_config(name, spec or {}) for name, spec in models.items()}
-        return cls(nodes, datasets=set((config.get("datasets") or {}).keys()))
+    def from_config(cls, config: dict[str, Any], layout: Layout) -> ModelGraph:
+        """The graph of a validated, filled config (jaflow.config.load_experiment)."""
+        nodes = {name: _node_from_config(name, spec) for name, spec in config["models"].items()}
+        return cls(nodes, layout, datasets=set(config["datasets"]))
 
     # -- validation -------------------------------------------------------------------
 
@@ -178,7 +185,7 @@ class ModelGraph:
 
     def _check_adapter_chains(self) -> None:
         for name, node in self.nodes.items():
-            if isinstance(node, TrainedModel) and node.select.get("merge_adapter") is False:
+            if isinstance(node, TrainedModel) and node.select["merge_adapter"] is False:
                 users = self.dependents(name)
                 if users:
                     raise ConfigError(
@@ -238,23 +245,28 @@ class ModelGraph:
         node = self[name]
         if not isinstance(node, TrainedModel) or node.method not in ADAPTER_METHODS:
             return False
-        merge = node.select.get("merge_adapter")
+        merge = node.select["merge_adapter"]
         if merge is None:
             merge = self.needs_full_weights(name)
         return not merge
+
+    def merges_adapter(self, name: str) -> bool:
+        """True when selection merges a LoRA adapter of this run into full weights."""
+        node = self[name]
+        return node.method in ADAPTER_METHODS and not self.is_adapter(name)
 
     def model_path(self, name: str) -> str:
         """Hub id or local directory of the model's own files."""
         node = self[name]
         if isinstance(node, BaseModel):
             return node.pretrained
-        return f"{MODELS_DIR}/{name}"
+        return self.layout.model(name)
 
     def model_inputs(self, name: str) -> list[str]:
         """Files a rule using this model must wait for (empty for hub ids)."""
         node = self[name]
         if isinstance(node, BaseModel):
-            return [node.pretrained] if is_local_path(node.pretrained) else []
+            return [node.pretrained] if node.is_local else []
         inputs = [self.model_path(name)]
         if self.is_adapter(name):
             inputs += self.model_inputs(node.parent)
@@ -284,6 +296,7 @@ class ModelGraph:
             "use_fast": root.use_fast,
             "trust_remote_code": root.trust_remote_code,
             "dtype": dtype,
+            "revision": root.revision if own is not None else None,
         }
 
     def chat_format(self, name: str) -> str | None:
@@ -295,8 +308,7 @@ class ModelGraph:
 
 
 def is_local_path(ref: str) -> bool:
-    """A local path (absolute, ./, ../, results/, or existing) rather than a hub id."""
-    return (
-        ref.startswith(("/", "./", "../", "results/", "~"))
-        or Path(ref).exists()
-    )
+    """A local path rather than a hub id (jaflow.config.specs.classify_model_ref)."""
+    from jaflow.config.specs import classify_model_ref
+
+    return classify_model_ref(ref) == "path"

@@ -1,31 +1,15 @@
-"""What the workflow builds: the output paths of every stage, from config and graph.
+"""What the workflow builds: every final output of an experiment, from its config and graph.
 
-Rules and `rule all` ask this module, so paths are spelled in one place.
+Paths come from the experiment's `jaflow.layout.Layout`; rules and `rule all` ask this module.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from jaflow.graph import MergedModel, ModelGraph, TrainedModel
-
-DATASET_FILES = ("train.jsonl", "validation.jsonl", "manifest.json")
-
-
-def dataset_files(name: str) -> dict[str, str]:
-    return {f.split(".")[0]: f"results/datasets/{name}/{f}" for f in DATASET_FILES}
-
-
-def jglue_scores(suite: str, model: str) -> str:
-    return f"results/jglue/{suite}/{model}/scores.csv"
-
-
-def mtbench_scores(bench: str, judge: str, model: str) -> str:
-    return f"results/mtbench/{bench}/scores/{judge}/{model}.csv"
-
-
-def mtbench_pairwise_scores(bench: str, judge: str, model: str) -> str:
-    return f"results/mtbench/{bench}/pairwise/{judge}/{model}.csv"
+from jaflow.errors import ConfigError
+from jaflow.graph import MergedModel, ModelGraph, TrainedModel, is_local_path
+from jaflow.layout import Layout
 
 
 def judge_id(judge: dict[str, Any]) -> str:
@@ -33,18 +17,12 @@ def judge_id(judge: dict[str, Any]) -> str:
     return judge["model"].replace("/", "__")
 
 
-def report_index(report: str) -> str:
-    return f"results/reports/{report}/index.md"
-
-
 def check_model_references(config: dict[str, Any], graph: ModelGraph) -> None:
     """Evaluations and reports may only name models of the graph."""
-    from jaflow.errors import ConfigError
-
     named = [(f"jglue.runs.{i}.models", m) for i, r in enumerate(config["jglue"]["runs"]) for m in r["models"]]
     named += [("mtbench.models", m) for m in config["mtbench"]["models"]]
     pairwise = config["mtbench"]["pairwise"]
-    if pairwise and not pairwise.get("answers"):
+    if pairwise and not pairwise["answers"]:
         named.append(("mtbench.pairwise.baseline", pairwise["baseline"]))
     named += [(f"reports.{r}.models", m) for r, spec in config["reports"].items() for m in spec["models"]]
     for key, model in named:
@@ -60,24 +38,32 @@ class Targets:
         check_model_references(config, graph)
         self.config = config
         self.graph = graph
+        self.layout: Layout = graph.layout
+
+    def built(self) -> list[str]:
+        return self.graph.names(TrainedModel) + self.graph.names(MergedModel)
 
     def models(self) -> list[str]:
-        return [f"results/models/{m}" for m in self.graph.names(TrainedModel) + self.graph.names(MergedModel)]
+        return [self.layout.model(m) for m in self.built()]
+
+    def datasets(self) -> list[str]:
+        return [self.layout.dataset(d, "manifest.json") for d in self.config["datasets"]]
 
     def jglue(self) -> list[str]:
         runs = self.config["jglue"]["runs"]
-        return [jglue_scores(r["suite"], m) for r in runs for m in r["models"]]
+        return [self.layout.jglue(r["suite"], m, "scores.csv") for r in runs for m in r["models"]]
 
     def mtbench(self) -> list[str]:
         mt = self.config["mtbench"]
-        out = [mtbench_scores(mt["bench"], judge_id(mt["judge"]), m) for m in mt["models"]]
+        judge = judge_id(mt["judge"])
+        out = [self.layout.mtbench_scores(mt["bench"], judge, m) for m in mt["models"]]
         if mt["pairwise"]:
-            out += [mtbench_pairwise_scores(mt["bench"], judge_id(mt["judge"]), m)
+            out += [self.layout.mtbench_pairwise(mt["bench"], judge, m, "csv")
                     for m in mt["models"] if m != mt["pairwise"]["baseline"]]
         return out
 
     def reports(self) -> list[str]:
-        return [report_index(r) for r in self.config["reports"]]
+        return [self.layout.report(r, "index.md") for r in self.config["reports"]]
 
     def report_models(self, report: str) -> list[str]:
         """Models a report covers: those it names, else every evaluated or built model."""
@@ -86,44 +72,105 @@ class Targets:
             return list(named)
         evaluated = [m for r in self.config["jglue"]["runs"] for m in r["models"]]
         evaluated += self.config["mtbench"]["models"]
-        built = self.graph.names(TrainedModel) + self.graph.names(MergedModel)
-        return list(dict.fromkeys(evaluated + built))
+        return list(dict.fromkeys(evaluated + self.built()))
 
     def report_inputs(self, report: str) -> dict[str, list[str]]:
         """The tidy outputs of earlier stages that a report reads."""
         models = set(self.report_models(report))
-        jglue = [
-            jglue_scores(r["suite"], m) for r in self.config["jglue"]["runs"] for m in r["models"] if m in models
-        ]
+        L = self.layout
+        jglue = [L.jglue(r["suite"], m, "scores.csv") for r in self.config["jglue"]["runs"]
+                 for m in r["models"] if m in models]
         mt = self.config["mtbench"]
-        mtbench = [
-            mtbench_scores(mt["bench"], judge_id(mt["judge"]), m) for m in mt["models"] if m in models
-        ]
+        mtbench = [L.mtbench_scores(mt["bench"], judge_id(mt["judge"]), m)
+                   for m in mt["models"] if m in models]
         trained = [m for m in self.graph.names(TrainedModel) if m in models]
-        built = trained + [m for m in self.graph.names(MergedModel) if m in models]
+        built = [m for m in self.built() if m in models]
         datasets = dict.fromkeys(self.graph[m].dataset for m in trained)
         return {
             "jglue": jglue,
             "mtbench": mtbench,
-            "log_history": [f"results/train/{m}/log_history.csv" for m in trained],
-            "models": [f"results/models/{m}" for m in built],
-            "manifests": [dataset_files(d)["manifest"] for d in datasets],
+            "log_history": [L.train(m, "log_history.csv") for m in trained],
+            "models": [L.model(m) for m in built],
+            "manifests": [L.dataset(d, "manifest.json") for d in datasets],
         }
 
     def summary(self) -> str:
         """Where the outputs are, for the end of a run."""
-        lines = ["jaflow outputs:"]
-        for d in self.config["datasets"]:
-            lines.append(f"  dataset {d}: manifest {dataset_files(d)['manifest']}")
+        lines = [f"jaflow outputs of experiment '{self.layout.experiment}' (under {self.layout.root}/):"]
+        lines += [f"  dataset manifest: {p}" for p in self.datasets()]
         lines += [f"  model: {p}" for p in self.models()]
         lines += [f"  JGLUE scores: {p}" for p in self.jglue()]
         lines += [f"  MT-Bench scores: {p}" for p in self.mtbench()]
         lines += [f"  report: {p}" for p in self.reports()]
+        lines.append(f"  logs: {self.layout.logs}/{self.layout.experiment}/")
         return "\n".join(lines)
 
     def all(self) -> list[str]:
-        datasets = [dataset_files(d)["manifest"] for d in self.config["datasets"]]
-        return datasets + self.models() + self.jglue() + self.mtbench() + self.reports()
+        return self.datasets() + self.models() + self.jglue() + self.mtbench() + self.reports()
+
+    # -- what each job reads: the rules' input functions and params delegate here ------------
+
+    def train_inputs(self, name: str) -> dict[str, Any]:
+        node = self.graph[name]
+        files = self.layout.dataset_files(node.dataset)
+        return {"model": self.graph.model_inputs(node.parent),
+                "train": files["train"], "validation": files["validation"]}
+
+    def train_node(self, name: str) -> dict[str, Any]:
+        node = self.graph[name]
+        return {"name": node.name, "method": node.method, "dataset": node.dataset,
+                "train": node.train, "select": node.select}
+
+    def select_inputs(self, name: str) -> dict[str, Any]:
+        node = self.graph[name]
+        return {"log_history": self.layout.train(name, "log_history.csv"),
+                "state": self.layout.train(name, "trainer_state.json"),
+                "model": self.graph.model_inputs(node.parent)}
+
+    def merge_inputs(self, name: str) -> list[str]:
+        return sorted({p for m in self.graph[name].deps for p in self.graph.model_inputs(m)})
+
+    def merge_spec(self, name: str) -> dict[str, Any]:
+        node = self.graph[name]
+        return {
+            "name": node.name,
+            "base": dict(self.graph.hf_args(node.base), model=node.base),
+            "experts": [dict(e, hf=self.graph.hf_args(e["model"])) for e in node.experts],
+            "gate_mode": node.gate_mode,
+            "experts_per_token": node.experts_per_token,
+            "dtype": node.dtype,
+        }
+
+    def dataset_source_files(self, name: str) -> list[str]:
+        """Local source files of a mix (hub sources are read by the job itself)."""
+        return [s["path"] for s in self.config["datasets"][name]["sources"] if "path" in s]
+
+    def jglue_suite(self, suite: str, model: str) -> list[dict[str, Any]]:
+        """A suite's tasks for one model: a run's own template wins over jglue.template, so
+        runs of one suite may differ per model (seed 002: 0.5 for the bilingual chat models,
+        0.4 for the 3.6B one)."""
+        jglue = self.config["jglue"]
+        templates = [r["template"] for r in jglue["runs"]
+                     if r["suite"] == suite and model in r["models"] and r["template"]]
+        return jglue_suite_tasks(jglue, suite, templates[0] if templates else None)
+
+    def judge_model(self) -> str | None:
+        """The graph model that judges MT-Bench (an hf judge trained or merged here), if any."""
+        judge = self.config["mtbench"]["judge"]
+        return judge["model"] if judge["backend"] == "hf" and judge["model"] in self.graph.nodes else None
+
+    def judge_inputs(self) -> list[str]:
+        name = self.judge_model()
+        if name:
+            return self.graph.model_inputs(name)
+        judge = self.config["mtbench"]["judge"]
+        if judge["backend"] == "hf" and is_local_path(judge["model"]):
+            return [judge["model"]]
+        return []
+
+    def judge_hf_args(self) -> dict[str, Any] | None:
+        name = self.judge_model()
+        return self.graph.hf_args(name) if name else None
 
 
 # Built-in suites: (task family, version, few-shot) in the order the cards print them.
@@ -154,8 +201,6 @@ BUILTIN_SUITES["jglue8"] = [
 
 def jglue_suite_tasks(jglue: dict[str, Any], suite: str, template: str | None = None) -> list[dict[str, Any]]:
     """The task list of a suite: config overrides first, then the built-in ones."""
-    from jaflow.errors import ConfigError
-
     tasks = jglue["suites"].get(suite) or BUILTIN_SUITES.get(suite)
     if tasks is None:
         known = sorted(set(BUILTIN_SUITES) | set(jglue["suites"]))

@@ -1,24 +1,22 @@
-# Config validation, the model graph, and the input functions every stage uses.
+# Wiring: the experiment (config checked, graph built, paths laid out) and the input functions
+# rules use. Policy lives in the jaflow package: jaflow.config, jaflow.workflow, jaflow.layout.
 import re
-from pathlib import Path
 
 from snakemake.utils import validate
 
-from jaflow.config import validate_config
-from jaflow.graph import MergedModel, ModelGraph, TrainedModel, is_local_path
-from jaflow.sweep import expand_sweeps
+from jaflow.config import canonical, load_experiment, validate_config
+from jaflow.graph import MergedModel
 from jaflow.workflow import Targets
 
+SCHEMA = workflow.source_path("../../config/schema.yaml")
 # jaflow's own check first: its errors name the key path (models.x.train.lora_r: ...).
-# Sweeps expand after both checks (each point is checked as it is made), so the points of a
-# large sweep are not validated again as a whole.
-validate_config(config, workflow.source_path("../../config/schema.yaml"))
-# Snakemake's own check, without its default filling: that one shares default objects between
-# keys and crashes on nullable objects whose properties have defaults. jaflow filled them above.
-validate(config, workflow.source_path("../../config/schema.yaml"), set_default=False)
-expand_sweeps(config)
-
-GRAPH = ModelGraph.from_config(config)
+validate_config(config, SCHEMA)
+# Snakemake's own check, without its default filling (that one shares default objects between
+# keys and crashes on nullable objects whose properties have defaults; jaflow filled them above).
+validate(config, SCHEMA, set_default=False)
+EXPERIMENT = load_experiment(config, workflow.configfiles, SCHEMA)
+GRAPH = EXPERIMENT.graph
+L = EXPERIMENT.layout
 TARGETS = Targets(config, GRAPH)
 
 
@@ -37,180 +35,60 @@ wildcard_constraints:
     report=names_regex(config["reports"]),
 
 
-def all_targets():
-    return TARGETS.all()
+def params(fn):
+    """A params function whose value Snakemake compares independent of dict key order."""
+    return lambda wildcards: canonical(fn(wildcards))
 
 
 def wildcard_model(wildcards):
     """The model a job is about: its {model}, {trained} or {merged} wildcard."""
-    return getattr(wildcards, "model", None) or getattr(wildcards, "trained", None) or wildcards.merged
-
-
-def model_inputs(wildcards):
-    """Files a job on the wildcard's model waits for."""
-    return GRAPH.model_inputs(wildcard_model(wildcards))
-
-
-def hf_args(wildcards):
-    return GRAPH.hf_args(wildcard_model(wildcards))
-
-
-def train_inputs(wildcards):
-    node = GRAPH[wildcards.trained]
-    return {
-        "model": GRAPH.model_inputs(node.parent),
-        "train": f"results/datasets/{node.dataset}/train.jsonl",
-        "validation": f"results/datasets/{node.dataset}/validation.jsonl",
-    }
-
-
-def parent_hf_args(wildcards):
-    return GRAPH.hf_args(GRAPH[wildcards.trained].parent)
-
-
-def merge_inputs(wildcards):
-    node = GRAPH[wildcards.merged]
-    return sorted({p for m in node.deps for p in GRAPH.model_inputs(m)})
-
-
-def merge_spec(wildcards):
-    node = GRAPH[wildcards.merged]
-    return {
-        "name": node.name,
-        "base": dict(GRAPH.hf_args(node.base), model=node.base),
-        "experts": [dict(e, **{"hf": GRAPH.hf_args(e["model"])}) for e in node.experts],
-        "gate_mode": node.gate_mode,
-        "experts_per_token": node.experts_per_token,
-        "dtype": node.dtype,
-    }
-
-
-def dataset_spec(wildcards):
-    return config["datasets"][wildcards.dataset]
-
-
-def dataset_source_files(wildcards):
-    """Local source files of a mix (hub sources are read by the job itself)."""
-    return [s["path"] for s in dataset_spec(wildcards)["sources"] if "path" in s]
-
-
-def train_node(wildcards):
-    node = GRAPH[wildcards.trained]
-    return {"name": node.name, "method": node.method, "dataset": node.dataset, "train": node.train, "select": node.select}
-
-
-def select_inputs(wildcards):
-    node = GRAPH[wildcards.trained]
-    return {
-        "log_history": f"results/train/{node.name}/log_history.csv",
-        "state": f"results/train/{node.name}/trainer_state.json",
-        "model": GRAPH.model_inputs(node.parent),
-    }
-
-
-def merge_adapter(wildcards):
-    return not GRAPH.is_adapter(wildcards.trained) and GRAPH[wildcards.trained].method in ("qlora", "lora")
-
-
-def jglue_data_source(wildcards):
-    """Upstream JGLUE files: jglue.data_dir, else the tiny world's."""
-    return config["jglue"]["data_dir"] or "results/tiny/jglue"
-
-
-def jglue_settings():
-    return {k: config["jglue"][k] for k in ("limit", "batch_size", "max_length", "cache_dir")}
-
-
-def jglue_suite(wildcards):
-    from jaflow.workflow import jglue_suite_tasks
-
-    # a run's own template wins over jglue.template; runs of one suite may differ per model
-    # (seed 002: 0.5 for the bilingual chat models, 0.4 for the 3.6B one, 0.3 for base models)
-    templates = [
-        r["template"] for r in config["jglue"]["runs"]
-        if r["suite"] == wildcards.suite and wildcards.model in r["models"] and r.get("template")
-    ]
-    return jglue_suite_tasks(config["jglue"], wildcards.suite, templates[0] if templates else None)
-
-
-def chat_format(wildcards):
-    return GRAPH.chat_format(wildcards.model)
-
-
-def mtbench_sources(wildcards=None):
-    """Question, reference and judge-prompt files (local paths or URLs; null prompts = jaflow's)."""
-    mt = config["mtbench"]
-    return {
-        "questions": mt["questions"] or "results/tiny/mtbench/question.jsonl",
-        "reference_answers": mt["reference_answers"],
-        "judge_prompts": mt["judge_prompts"],
-    }
-
-
-def _local(source):
-    return bool(source) and not str(source).startswith(("http://", "https://"))
-
-
-MTBENCH_ANSWER_KEYS = ("max_new_tokens", "num_choices", "batch_size", "top_p", "repetition_penalty", "temperature")
-MTBENCH_JUDGE_KEYS = ("judge", "turns", "ref_categories", "batch_size")
-
-
-def mtbench_answer_params(wildcards):
-    """Only what changes the answers, so a judge setting never regenerates them."""
-    return {k: config["mtbench"][k] for k in MTBENCH_ANSWER_KEYS}
-
-
-def mtbench_judge_params(wildcards):
-    return {k: config["mtbench"][k] for k in MTBENCH_JUDGE_KEYS}
-
-
-def mtbench_questions(wildcards):
-    source = mtbench_sources()["questions"]
-    return source if _local(source) else []
-
-
-def mtbench_judge_files(wildcards):
-    sources = mtbench_sources()
-    return [sources[k] for k in ("reference_answers", "judge_prompts") if _local(sources[k])]
-
-
-def _judge_model_name():
-    judge = config["mtbench"]["judge"]
-    return judge["model"] if judge["backend"] == "hf" and judge["model"] in GRAPH.nodes else None
-
-
-def mtbench_judge_inputs(wildcards):
-    name = _judge_model_name()
-    if name:
-        return GRAPH.model_inputs(name)
-    judge = config["mtbench"]["judge"]
-    return [judge["model"]] if judge["backend"] == "hf" and is_local_path(judge["model"]) else []
-
-
-def mtbench_judge_hf_args(wildcards):
-    name = _judge_model_name()
-    return GRAPH.hf_args(name) if name else None
-
-
-def mtbench_baseline_answers(wildcards):
-    pairwise = config["mtbench"]["pairwise"]
-    return pairwise.get("answers") or (
-        f"results/mtbench/{wildcards.bench}/model_answer/{pairwise['baseline']}.jsonl"
+    return (
+        getattr(wildcards, "model", None)
+        or getattr(wildcards, "trained", None)
+        or wildcards.merged
     )
 
 
-def report_spec(wildcards):
-    return config["reports"][wildcards.report]
+def model_inputs(wildcards):
+    return GRAPH.model_inputs(wildcard_model(wildcards))
 
 
-def report_models(wildcards):
-    return TARGETS.report_models(wildcards.report)
+hf_args = params(lambda w: GRAPH.hf_args(wildcard_model(w)))
+parent_hf_args = params(lambda w: GRAPH.hf_args(GRAPH[w.trained].parent))
+train_node = params(lambda w: TARGETS.train_node(w.trained))
+merge_spec = params(lambda w: TARGETS.merge_spec(w.merged))
+dataset_spec = params(lambda w: config["datasets"][w.dataset])
+jglue_suite = params(lambda w: TARGETS.jglue_suite(w.suite, w.model))
+chat_format = params(lambda w: GRAPH.chat_format(w.model))
+report_spec = params(lambda w: config["reports"][w.report])
+report_models = params(lambda w: TARGETS.report_models(w.report))
+
+
+def train_inputs(wildcards):
+    return TARGETS.train_inputs(wildcards.trained)
+
+
+def select_inputs(wildcards):
+    return TARGETS.select_inputs(wildcards.trained)
+
+
+def merge_inputs(wildcards):
+    return TARGETS.merge_inputs(wildcards.merged)
+
+
+def merge_adapter(wildcards):
+    return GRAPH.merges_adapter(wildcards.trained)
+
+
+def dataset_source_files(wildcards):
+    return TARGETS.dataset_source_files(wildcards.dataset)
 
 
 def report_inputs(wildcards):
     return TARGETS.report_inputs(wildcards.report)
 
 
+@params
 def report_facts(wildcards):
     """What the model cards of a report say about each trained or merged model."""
     from jaflow.report.cards import model_facts

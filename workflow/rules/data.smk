@@ -1,20 +1,19 @@
 # Dataset sampling: one mix per entry of `datasets:`, rendered in its prompt format.
+# No retries: a bad row is deterministic (and hub downloads retry inside `datasets`).
 
 
 rule sample_dataset:
     input:
         sources=dataset_source_files,
     output:
-        train="results/datasets/{dataset}/train.jsonl",
-        validation="results/datasets/{dataset}/validation.jsonl",
-        manifest="results/datasets/{dataset}/manifest.json",
+        train=L.dataset("{dataset}", "train.jsonl"),
+        validation=L.dataset("{dataset}", "validation.jsonl"),
+        manifest=L.dataset("{dataset}", "manifest.json"),
     params:
         spec=dataset_spec,
         seed=config["seed"],
-    # network calls (hub downloads, judge APIs) can fail transiently; a rerun resumes
-    retries: 2
     log:
-        "logs/datasets/{dataset}.log",
+        L.log("datasets", "{dataset}"),
     conda:
         "../../envs/data.yaml"
     script:

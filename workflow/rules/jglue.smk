@@ -2,16 +2,28 @@
 # (workflow/tasks/, generated from jaflow.evaluate.jglue.templates).
 
 
+def jglue_data_source(wildcards):
+    """Upstream JGLUE files (jglue.data_dir: checked, or the tiny world's when it says 'tiny')."""
+    return config["jglue"]["data_dir"] or []
+
+
+def jglue_settings():
+    """Only what the job reads: a change to jglue.runs must not rerun every evaluation."""
+    return canonical({k: config["jglue"][k] for k in ("limit", "batch_size", "max_length", "cache_dir")})
+
+
 rule jglue_data:
     input:
         source=jglue_data_source,
     output:
-        directory("results/jglue/data"),
+        directory(L.jglue_data()),
     params:
         data_dir=config["jglue"]["data_dir"],
-        urls=config["jglue"]["urls"],
+        urls=canonical(config["jglue"]["urls"]),
+    # downloads by URL can fail transiently
+    retries: 2 if config["jglue"]["urls"] else 0
     log:
-        "logs/jglue/data.log",
+        L.log("jglue", "data"),
     conda:
         "../../envs/jglue.yaml"
     script:
@@ -23,18 +35,17 @@ rule jglue_data:
 rule jglue:
     input:
         model=model_inputs,
-        data="results/jglue/data",
+        data=L.jglue_data(),
     output:
-        scores="results/jglue/{suite}/{model}/scores.csv",
-        results="results/jglue/{suite}/{model}/results.json",
+        scores=L.jglue("{suite}", "{model}", "scores.csv"),
+        results=L.jglue("{suite}", "{model}", "results.json"),
     params:
         model=hf_args,
         suite=jglue_suite,
-        # only what the job reads: a change to jglue.runs must not rerun every evaluation
         settings=jglue_settings(),
         seed=config["seed"],
     log:
-        "logs/jglue/{suite}/{model}.log",
+        L.log("jglue", "{suite}/{model}"),
     conda:
         "../../envs/jglue.yaml"
     script:

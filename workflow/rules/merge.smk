@@ -5,12 +5,12 @@ rule merge_moe:
     input:
         merge_inputs,
     output:
-        directory("results/models/{merged}"),
+        directory(L.model("{merged}")),
     params:
         spec=merge_spec,
         seed=config["seed"],
     log:
-        "logs/merge/{merged}.log",
+        L.log("merge", "{merged}"),
     conda:
         "../../envs/merge.yaml"
     script:

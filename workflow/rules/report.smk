@@ -5,9 +5,9 @@ rule report:
     input:
         unpack(report_inputs),
     output:
-        index="results/reports/{report}/index.md",
+        index=L.report("{report}", "index.md"),
         tables=report(
-            directory("results/reports/{report}/tables"),
+            directory(L.report("{report}", "tables")),
             patterns=["{name}.csv"],
             caption="../report/tables.rst",
             category="{report}",
@@ -15,7 +15,7 @@ rule report:
             labels={"table": "{name}"},
         ),
         plots=report(
-            directory("results/reports/{report}/plots"),
+            directory(L.report("{report}", "plots")),
             patterns=["{name}.png"],
             caption="../report/plots.rst",
             category="{report}",
@@ -23,7 +23,7 @@ rule report:
             labels={"plot": "{name}"},
         ),
         cards=report(
-            directory("results/reports/{report}/cards"),
+            directory(L.report("{report}", "cards")),
             patterns=["{model}/README.md"],
             caption="../report/cards.rst",
             category="{report}",
@@ -36,7 +36,7 @@ rule report:
         facts=report_facts,
         seed=config["seed"],
     log:
-        "logs/reports/{report}.log",
+        L.log("reports", "{report}"),
     conda:
         "../../envs/report.yaml"
     script:

@@ -4,12 +4,12 @@
 
 rule tiny_instructions:
     output:
-        "results/tiny/data/instructions.jsonl",
+        L.tiny("instructions"),
     params:
         rows=config["tiny"]["instruction_rows"],
         seed=config["seed"],
     log:
-        "logs/tiny/instructions.log",
+        L.log("tiny", "instructions"),
     conda:
         "../../envs/tiny.yaml"
     script:
@@ -18,14 +18,14 @@ rule tiny_instructions:
 
 rule tiny_jglue:
     output:
-        jglue=directory("results/tiny/jglue"),
-        marc_train="results/tiny/data/marc_train.jsonl",
+        jglue=directory(L.tiny("jglue")),
+        marc_train=L.tiny("marc_train"),
     params:
         rows=config["tiny"]["jglue_rows"],
         marc_rows=config["tiny"]["marc_rows"],
         seed=config["seed"],
     log:
-        "logs/tiny/jglue.log",
+        L.log("tiny", "jglue"),
     conda:
         "../../envs/tiny.yaml"
     script:
@@ -34,11 +34,11 @@ rule tiny_jglue:
 
 rule tiny_mtbench:
     output:
-        questions="results/tiny/mtbench/question.jsonl",
+        questions=L.tiny("mtbench_questions"),
     params:
         seed=config["seed"],
     log:
-        "logs/tiny/mtbench.log",
+        L.log("tiny", "mtbench"),
     conda:
         "../../envs/tiny.yaml"
     script:
@@ -49,12 +49,12 @@ rule tiny_judge_data:
     input:
         questions=rules.tiny_mtbench.output.questions,
     output:
-        "results/tiny/data/judge_train.jsonl",
+        L.tiny("judge_train"),
     params:
         rows=config["tiny"]["judge_rows"],
         seed=config["seed"],
     log:
-        "logs/tiny/judge_data.log",
+        L.log("tiny", "judge_data"),
     conda:
         "../../envs/tiny.yaml"
     script:
@@ -69,11 +69,11 @@ rule tiny_tokenizer:
         mtbench=rules.tiny_mtbench.output.questions,
         judge=rules.tiny_judge_data.output[0],
     output:
-        directory("results/tiny/tokenizer"),
+        directory(L.tiny("tokenizer")),
     params:
         vocab_size=config["tiny"]["vocab_size"],
     log:
-        "logs/tiny/tokenizer.log",
+        L.log("tiny", "tokenizer"),
     conda:
         "../../envs/tiny.yaml"
     script:
@@ -84,14 +84,14 @@ rule tiny_model:
     input:
         tokenizer=rules.tiny_tokenizer.output[0],
     output:
-        directory("results/tiny/models/{arch}"),
+        directory(L.tiny_model("{arch}")),
     wildcard_constraints:
         arch="llama|gpt_neox|mistral",
     params:
-        tiny=config["tiny"],
+        tiny=canonical(config["tiny"]),
         seed=config["seed"],
     log:
-        "logs/tiny/model_{arch}.log",
+        L.log("tiny", "model_{arch}"),
     conda:
         "../../envs/tiny.yaml"
     script:

@@ -1,23 +1,24 @@
-# Training runs of the model graph, then checkpoint selection into results/models/<name>.
-# Checkpoints live in results/train/<name>/checkpoints/, which is not an output: a killed
-# job keeps them, and the rerun resumes from the last complete one (unless the job's settings
-# changed). A job given more than one GPU (resources gpu=N, e.g. a profile's set-resources)
-# re-launches itself on N processes through torchrun; JAFLOW_NPROC=N does the same on CPU.
+# Training runs of the model graph, then checkpoint selection into models/<name>.
+# Checkpoints live in train/<name>/checkpoints/, which is not an output: a killed job keeps
+# them, and the rerun resumes from the last complete one (unless what the run depends on
+# changed: its parent's content, its data, its settings). A job given more than one GPU
+# (resources gpu=N, e.g. a profile's set-resources) re-launches itself on N processes through
+# torchrun; JAFLOW_NPROC=N does the same on CPU.
 
 
 rule train:
     input:
         unpack(train_inputs),
     output:
-        log_history="results/train/{trained}/log_history.csv",
-        state="results/train/{trained}/trainer_state.json",
+        log_history=L.train("{trained}", "log_history.csv"),
+        state=L.train("{trained}", "trainer_state.json"),
     params:
         model=parent_hf_args,
         node=train_node,
-        checkpoints="results/train/{trained}/checkpoints",
+        checkpoints=L.train("{trained}", "checkpoints"),
         seed=config["seed"],
     log:
-        "logs/train/{trained}.log",
+        L.log("train", "{trained}"),
     conda:
         "../../envs/train.yaml"
     script:
@@ -28,14 +29,14 @@ rule select_checkpoint:
     input:
         unpack(select_inputs),
     output:
-        directory("results/models/{trained}"),
+        directory(L.model("{trained}")),
     params:
         model=parent_hf_args,
         node=train_node,
-        checkpoints="results/train/{trained}/checkpoints",
+        checkpoints=L.train("{trained}", "checkpoints"),
         merge_adapter=merge_adapter,
     log:
-        "logs/select/{trained}.log",
+        L.log("select", "{trained}"),
     conda:
         "../../envs/train.yaml"
     script:

@@ -8,7 +8,7 @@ rule user_data:
         "data/{path}",
     localrule: True
     log:
-        "logs/user_data/{path}.log",
+        L.log("user_data", "{path}"),
     conda:
         "../../envs/data.yaml"
     script:

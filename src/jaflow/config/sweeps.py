@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from jaflow.config.schema import SCHEMA_PATH, DefaultFillingValidator, format_error, load_yaml
 from jaflow.errors import ConfigError
 
 SEP = "~"
@@ -107,16 +108,12 @@ def _set_dotted(spec: dict[str, Any], key: str, value: Any, where: str) -> None:
 
 @functools.lru_cache(maxsize=1)
 def _model_validator():
-    from jaflow.config import SCHEMA_PATH, DefaultFillingValidator, load_yaml
-
     schema = load_yaml(SCHEMA_PATH)
     return DefaultFillingValidator({"$defs": schema["$defs"], "$ref": "#/$defs/model"})
 
 
 def _check_point(spec: dict[str, Any], where: str) -> None:
     """Validate one point's model against the schema's model definition (fills defaults)."""
-    from jaflow.config import format_error
-
     errors = list(_model_validator().iter_errors(spec))
     if errors:
         message = format_error(errors[0])

@@ -1,4 +1,4 @@
-"""Config loading and validation against config/schema.yaml, with errors that name the key path."""
+"""Validation against config/schema.yaml (filling its defaults), with errors that name the key path."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator, ValidationError
 
 from jaflow.errors import ConfigError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "config" / "schema.yaml"
 
 
 def load_yaml(path: str | Path) -> Any:
@@ -67,13 +67,4 @@ def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PAT
             lines.append("other problems:")
             lines += [f"  {m}" for m in others]
         raise ConfigError("invalid config: " + "\n".join(lines))
-    return config
-
-
-def prepare_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
-    """Validate, fill defaults, and expand sweeps into models of the graph."""
-    validate_config(config, schema_path)
-    from jaflow.sweep import expand_sweeps
-
-    expand_sweeps(config)
     return config

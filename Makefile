@@ -25,7 +25,9 @@ test-fast: install
 
 lint: install
 	$(VENV)/bin/ruff check src workflow/scripts tests bench
-	$(VENV)/bin/snakemake --lint
+	$(VENV)/bin/ruff format --check src workflow/scripts tests bench
+	$(VENV)/bin/snakefmt --check Snakefile workflow/rules
+	$(VENV)/bin/snakemake --lint --directory $$(mktemp -d)
 
 report: install
 	$(VENV)/bin/snakemake --cores $(CORES) --report report.html

@@ -1,4 +1,8 @@
-"""Logging for workflow scripts: everything a job prints goes to its log file."""
+"""Logging for workflow scripts: everything a job prints goes to its log file.
+
+An error the user can fix (`jaflow.errors.JaflowError`: a key path, or a file:line) ends the job
+with that one line on the console, and the traceback in the log; other errors keep theirs.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,13 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+from jaflow.errors import JaflowError
+
+
+def user_error_line(error: JaflowError, log: str | None) -> str:
+    where = f" (details: {log})" if log else ""
+    return f"jaflow: {error}{where}"
 
 
 @contextlib.contextmanager
@@ -28,6 +39,11 @@ def log_to(path: str | None) -> Iterator[logging.Logger]:
         sys.stdout = sys.stderr = f
         try:
             yield logger
+        except JaflowError as e:
+            logger.exception("job failed")
+            sys.stdout, sys.stderr = old_out, old_err
+            print(user_error_line(e, path), file=sys.stderr)
+            raise SystemExit(1) from None
         except Exception:
             logger.exception("job failed")
             raise

@@ -11,6 +11,13 @@ from jaflow.errors import ConfigError
 from jaflow.graph import MergedModel, ModelGraph, TrainedModel, is_local_path
 from jaflow.layout import Layout
 
+MTBENCH_ANSWER_KEYS = ("max_new_tokens", "num_choices", "batch_size", "top_p", "repetition_penalty", "temperature")
+MTBENCH_JUDGE_KEYS = ("judge", "turns", "ref_categories", "batch_size")
+
+
+def is_local_file(source: str | None) -> bool:
+    return bool(source) and not str(source).startswith(("http://", "https://"))
+
 
 def judge_id(judge: dict[str, Any]) -> str:
     """A path-safe name for the judge (its model name)."""
@@ -153,6 +160,47 @@ class Targets:
         templates = [r["template"] for r in jglue["runs"]
                      if r["suite"] == suite and model in r["models"] and r["template"]]
         return jglue_suite_tasks(jglue, suite, templates[0] if templates else None)
+
+    # -- JGLUE --------------------------------------------------------------------------------
+
+    def jglue_data_source(self) -> list[str]:
+        """Upstream JGLUE files (jglue.data_dir, checked at load; none when all come by URL)."""
+        data_dir = self.config["jglue"]["data_dir"]
+        return [data_dir] if data_dir else []
+
+    def jglue_settings(self) -> dict[str, Any]:
+        """Only what the job reads: a change to jglue.runs must not rerun every evaluation."""
+        return {k: self.config["jglue"][k] for k in ("limit", "batch_size", "max_length", "cache_dir")}
+
+    # -- MT-Bench -------------------------------------------------------------------------------
+
+    def mtbench_sources(self) -> dict[str, str | None]:
+        """Question, reference and judge-prompt files (local paths or URLs; null prompts = jaflow's)."""
+        mt = self.config["mtbench"]
+        return {k: mt[k] for k in ("questions", "reference_answers", "judge_prompts")}
+
+    def mtbench_answer_sources(self) -> dict[str, str | None]:
+        """Answers read only the questions: judge prompts and references never regenerate them."""
+        return {"questions": self.config["mtbench"]["questions"]}
+
+    def mtbench_answer_params(self) -> dict[str, Any]:
+        """Only what changes the answers, so a judge setting never regenerates them."""
+        return {k: self.config["mtbench"][k] for k in MTBENCH_ANSWER_KEYS}
+
+    def mtbench_judge_params(self) -> dict[str, Any]:
+        return {k: self.config["mtbench"][k] for k in MTBENCH_JUDGE_KEYS}
+
+    def mtbench_questions(self) -> list[str]:
+        source = self.config["mtbench"]["questions"]
+        return [source] if is_local_file(source) else []
+
+    def mtbench_judge_files(self) -> list[str]:
+        sources = self.mtbench_sources()
+        return [sources[k] for k in ("reference_answers", "judge_prompts") if is_local_file(sources[k])]
+
+    def mtbench_baseline_answers(self, bench: str) -> str:
+        pairwise = self.config["mtbench"]["pairwise"]
+        return pairwise["answers"] or self.layout.mtbench_answers(bench, pairwise["baseline"])
 
     def judge_model(self) -> str | None:
         """The graph model that judges MT-Bench (an hf judge trained or merged here), if any."""

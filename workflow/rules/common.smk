@@ -64,6 +64,34 @@ report_spec = params(lambda w: config["reports"][w.report])
 report_models = params(lambda w: TARGETS.report_models(w.report))
 
 
+jglue_settings = params(lambda w: TARGETS.jglue_settings())
+mtbench_sources = params(lambda w: TARGETS.mtbench_sources())
+mtbench_answer_sources = params(lambda w: TARGETS.mtbench_answer_sources())
+mtbench_answer_params = params(lambda w: TARGETS.mtbench_answer_params())
+mtbench_judge_params = params(lambda w: TARGETS.mtbench_judge_params())
+mtbench_judge_hf_args = params(lambda w: TARGETS.judge_hf_args())
+
+
+def jglue_data_source(wildcards):
+    return TARGETS.jglue_data_source()
+
+
+def mtbench_questions(wildcards):
+    return TARGETS.mtbench_questions()
+
+
+def mtbench_judge_files(wildcards):
+    return TARGETS.mtbench_judge_files()
+
+
+def mtbench_judge_inputs(wildcards):
+    return TARGETS.judge_inputs()
+
+
+def mtbench_baseline_answers(wildcards):
+    return TARGETS.mtbench_baseline_answers(wildcards.bench)
+
+
 def train_inputs(wildcards):
     return TARGETS.train_inputs(wildcards.trained)
 

@@ -2,16 +2,6 @@
 # (workflow/tasks/, generated from jaflow.evaluate.jglue.templates).
 
 
-def jglue_data_source(wildcards):
-    """Upstream JGLUE files (jglue.data_dir: checked, or the tiny world's when it says 'tiny')."""
-    return config["jglue"]["data_dir"] or []
-
-
-def jglue_settings():
-    """Only what the job reads: a change to jglue.runs must not rerun every evaluation."""
-    return canonical({k: config["jglue"][k] for k in ("limit", "batch_size", "max_length", "cache_dir")})
-
-
 rule jglue_data:
     input:
         source=jglue_data_source,
@@ -42,7 +32,7 @@ rule jglue:
     params:
         model=hf_args,
         suite=jglue_suite,
-        settings=jglue_settings(),
+        settings=jglue_settings,
         seed=config["seed"],
     log:
         L.log("jglue", "{suite}/{model}"),

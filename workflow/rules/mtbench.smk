@@ -1,63 +1,6 @@
 # Japanese MT-Bench: answers per model, then an LLM judge, then per-category scores.
 
 
-def mtbench_sources(wildcards=None):
-    """Question, reference and judge-prompt files (local paths or URLs; null prompts = jaflow's)."""
-    mt = config["mtbench"]
-    return canonical({k: mt[k] for k in ("questions", "reference_answers", "judge_prompts")})
-
-
-def mtbench_answer_sources(wildcards):
-    """Answers read only the questions: judge prompts and references never regenerate them."""
-    return {"questions": config["mtbench"]["questions"]}
-
-
-def _local(source):
-    return bool(source) and not str(source).startswith(("http://", "https://"))
-
-
-MTBENCH_ANSWER_KEYS = (
-    "max_new_tokens",
-    "num_choices",
-    "batch_size",
-    "top_p",
-    "repetition_penalty",
-    "temperature",
-)
-MTBENCH_JUDGE_KEYS = ("judge", "turns", "ref_categories", "batch_size")
-
-
-def mtbench_answer_params(wildcards):
-    """Only what changes the answers, so a judge setting never regenerates them."""
-    return canonical({k: config["mtbench"][k] for k in MTBENCH_ANSWER_KEYS})
-
-
-def mtbench_judge_params(wildcards):
-    return canonical({k: config["mtbench"][k] for k in MTBENCH_JUDGE_KEYS})
-
-
-def mtbench_questions(wildcards):
-    source = config["mtbench"]["questions"]
-    return source if _local(source) else []
-
-
-def mtbench_judge_files(wildcards):
-    sources = mtbench_sources()
-    return [sources[k] for k in ("reference_answers", "judge_prompts") if _local(sources[k])]
-
-
-def mtbench_judge_inputs(wildcards):
-    return TARGETS.judge_inputs()
-
-
-mtbench_judge_hf_args = params(lambda w: TARGETS.judge_hf_args())
-
-
-def mtbench_baseline_answers(wildcards):
-    pairwise = config["mtbench"]["pairwise"]
-    return pairwise["answers"] or L.mtbench_answers(wildcards.bench, pairwise["baseline"])
-
-
 rule mtbench_answer:
     input:
         model=model_inputs,

@@ -39,7 +39,7 @@ class ModelRef:
 def _config(ref: ModelRef) -> transformers.PretrainedConfig:
     try:
         return transformers.AutoConfig.from_pretrained(
-            ref.path, trust_remote_code=ref.hf.get("trust_remote_code", False)
+            ref.path, trust_remote_code=ref.hf["trust_remote_code"]
         )
     except (OSError, ValueError) as e:
         raise ConfigError(f"{ref.role}: cannot read the config of model {ref}: {e}") from None
@@ -50,8 +50,8 @@ def _tokenizer(ref: ModelRef) -> transformers.PreTrainedTokenizerBase:
     try:
         return transformers.AutoTokenizer.from_pretrained(
             source,
-            use_fast=ref.hf.get("use_fast", True),
-            trust_remote_code=ref.hf.get("trust_remote_code", False),
+            use_fast=ref.hf["use_fast"],
+            trust_remote_code=ref.hf["trust_remote_code"],
         )
     except (OSError, ValueError) as e:
         raise ConfigError(f"{ref.role}: cannot load the tokenizer of model {ref} from {source}: {e}") from None

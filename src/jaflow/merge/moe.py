@@ -45,12 +45,12 @@ def mergekit_config(spec: dict[str, Any]) -> dict[str, Any]:
         expert = {"source_model": ref(e["hf"])}
         expert.update({k: e[k] for k in EXPERT_OPTIONS if e.get(k) is not None})
         experts.append(expert)
-    dtype = spec.get("dtype", "bfloat16")
+    dtype = spec["dtype"]
     return {
         "base_model": ref(spec["base"]),
         "architecture": "Mixtral",
-        "gate_mode": spec.get("gate_mode", "random"),
-        "experts_per_token": spec.get("experts_per_token", 2),
+        "gate_mode": spec["gate_mode"],
+        "experts_per_token": spec["experts_per_token"],
         "dtype": None if dtype == "auto" else dtype,
         "experts": experts,
     }
@@ -86,7 +86,7 @@ def check_spec(spec: dict[str, Any]) -> None:
                 f"{where}.{ref.role}: model {ref} is a peft adapter ({ref.hf['peft']}); mergekit-moe "
                 "needs full weights, so merge the adapter first (select.merge_adapter: true)"
             )
-    gate_mode = spec.get("gate_mode", "random")
+    gate_mode = spec["gate_mode"]
     if gate_mode not in PROMPT_FREE_GATES:
         for e, ref in zip(spec["experts"], experts, strict=True):
             if not e.get("positive_prompts"):
@@ -114,8 +114,8 @@ def _save_tokenizer(base: ModelRef, out: Path) -> None:
     """The base's own tokenizer, unchanged (mergekit's copy switches it to left padding)."""
     transformers.AutoTokenizer.from_pretrained(
         base.hf.get("tokenizer") or base.path,
-        use_fast=base.hf.get("use_fast", True),
-        trust_remote_code=base.hf.get("trust_remote_code", False),
+        use_fast=base.hf["use_fast"],
+        trust_remote_code=base.hf["trust_remote_code"],
     ).save_pretrained(out)
     with contextlib.suppress(OSError):
         transformers.GenerationConfig.from_pretrained(base.path).save_pretrained(out)
@@ -136,7 +136,7 @@ def merge_moe(spec: dict[str, Any], out_dir: str | Path, *, seed: int = 0, devic
     check_compatible(base, experts, where=f"models.{spec.get('name', 'merge')}")
 
     config = mergekit_config(spec)
-    trust = any(r.hf.get("trust_remote_code", False) for r in [base, *experts])
+    trust = any(r.hf["trust_remote_code"] for r in [base, *experts])
     options = MergeOptions(copy_tokenizer=False, device=device, trust_remote_code=trust, random_seed=seed)
     out_dir = Path(out_dir)
     with atomic_path(out_dir) as tmp:

@@ -113,3 +113,40 @@ def test_a_bad_data_row_fails_once_with_one_line_naming_file_and_line(run_workfl
     line = f"jaflow: {data}:2: invalid JSON"
     assert out.count(line) == 1, out[-3000:]  # not retried, not buried in tracebacks
     assert "Traceback" not in out
+
+
+def copy_of(demo: Path, dest: Path) -> Path:
+    """A copy of the finished demo (mtimes and Snakemake's records kept) to change and rerun."""
+    shutil.copytree(demo, dest, symlinks=True, ignore=shutil.ignore_patterns("locks"))
+    return dest
+
+
+def safetensors_digests(model_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(model_dir.glob("*.safetensors"))}
+
+
+@pytest.mark.workflow
+def test_a_retrained_parent_retrains_its_child_from_scratch(finished_demo, tmp_path):
+    """Seed 004's shape: merge -> LISA. Before, changing the merged-in QLoRA run resumed the LISA
+    child from its old final checkpoint, leaving its weights byte-identical."""
+    work = copy_of(finished_demo, tmp_path / "demo")
+    child = work / "results/demo/models/tiny_moe_lisa"
+    before = safetensors_digests(child)
+    history_before = (work / "results/demo/train/tiny_moe_lisa/log_history.csv").read_text()
+    changed = {"models": {"tiny_qlora": {"train": {"learning_rate": 0.003}}}}
+    snakemake(work, "results/demo/models/tiny_moe_lisa", config=changed)
+    assert safetensors_digests(child) != before
+    assert (work / "results/demo/train/tiny_moe_lisa/log_history.csv").read_text() != history_before
+
+
+@pytest.mark.workflow
+def test_a_retrained_judge_judges_again(finished_demo, tmp_path):
+    """Before, the judge cache was keyed by the judge's name: a retrained judge sent 0 calls and
+    served the old judge's ratings."""
+    work = copy_of(finished_demo, tmp_path / "demo")
+    cache = work / "results/cache/mtbench_judge/tiny_judge.jsonl"
+    lines_before = len(cache.read_text().splitlines())
+    changed = {"models": {"tiny_judge": {"train": {"seed": 7}}}}
+    scores = "results/demo/mtbench/japanese_mt_bench/scores/tiny_judge/tiny_llama.csv"
+    snakemake(work, scores, config=changed)
+    assert len(cache.read_text().splitlines()) > lines_before  # new calls, not old answers

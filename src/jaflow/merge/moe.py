@@ -21,6 +21,7 @@ import yaml
 from jaflow.errors import ConfigError
 from jaflow.io import WEIGHT_SUFFIXES, atomic_path, sha256_tree, write_checksums, write_json
 from jaflow.merge.compat import ModelRef, check_compatible
+from jaflow.provenance import model_identity
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,8 @@ def merge_moe(spec: dict[str, Any], out_dir: str | Path, *, seed: int = 0, devic
             "name": spec.get("name"),
             "base": base.name,
             "experts": [e.name for e in experts],
+            # what the merge was made from, by content (weights' checksums, or hub id + revision)
+            "inputs": {r.name: model_identity(r.hf) for r in [base, *experts]},
             "architecture": out_cfg.architectures[0],
             "num_local_experts": out_cfg.num_local_experts,
             "num_experts_per_tok": out_cfg.num_experts_per_tok,

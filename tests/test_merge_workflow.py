@@ -64,14 +64,14 @@ def test_workflow_merges_four_tiny_bases(run_workflow, bases):
     assert record["name"] == "moe" and record["base"] == "base" and record["experts"] == ["base", "e1", "e2", "e3"]
     assert record["seed"] == 7 and record["mergekit_config"]["dtype"] == "float32"
     assert verify_checksums(out) == []
-    assert "mergekit-moe: 4 experts" in (proc.workdir / "logs/merge/moe.log").read_text()
+    assert "mergekit-moe: 4 experts" in (proc.workdir / "logs/test/merge/moe.log").read_text()
 
 
 def test_workflow_refuses_mismatched_expert_and_writes_no_model(run_workflow, bases):
     proc = run_workflow("results/test/models/moe", default_config=False, check=False,
                         config=config(bases, {"moe": moe_node(["e1", "wide"])}))
     assert proc.returncode != 0
-    log = (proc.workdir / "logs/merge/moe.log").read_text()
+    log = (proc.workdir / "logs/test/merge/moe.log").read_text()
     assert "models.moe.experts[1]: expert 'wide'" in log and "base 'base'" in log and "hidden_size differs" in log
     assert not (proc.workdir / "results/test/models/moe").exists()
 

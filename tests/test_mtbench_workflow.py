@@ -45,7 +45,7 @@ def test_answer_and_judge_with_the_hf_backend(run_workflow, tiny_model, tmp_path
     assert f"{failed} parse failure(s)" in log
 
     # rerunning the judge (forced) answers everything from the cache: no judge model is loaded
-    cache = work / f"{BENCH}/judge_cache/tiny.jsonl"
+    cache = work / "results/cache/mtbench_judge/tiny.jsonl"
     before = cache.read_text()
     run_workflow(scores, config=config, default_config=False, workdir=work,
                  args=["--forcerun", "mtbench_judge"])

@@ -32,9 +32,11 @@ models:
     base: base
     experts: [base, tuned]
 jglue:
+  data_dir: data/jglue-v1.1
   runs:
     - {suite: jglue4, models: [base, tuned, moe]}
 mtbench:
+  questions: data/japanese_mt_bench/question.jsonl
   models: [base, tuned, moe]
   judge: {backend: openai, model: gpt-4}
 reports:

@@ -40,13 +40,13 @@ def test_train_and_select_through_snakemake(run_workflow, tiny_model, tmp_path):
     (work / "data" / "syn.jsonl").write_text("{}\n")
     old = time.time() - 3600
     os.utime(work / "data" / "syn.jsonl", (old, old))  # older than the dataset files: nothing to resample
-    write_dataset(work / "results" / "datasets" / "syn")
+    write_dataset(work / "results" / "test" / "datasets" / "syn")
     cfg = config(str(tiny_model("llama")))
     run_workflow("results/test/models/tuned", workdir=work, config=cfg, default_config=False, args=ALLOWED)
 
-    model = work / "results" / "models" / "tuned"
+    model = work / "results" / "test" / "models" / "tuned"
     sel = json.loads((model / "selection.json").read_text())
-    with open(work / "results" / "train" / "tuned" / "log_history.csv") as f:
+    with open(work / "results" / "test" / "train" / "tuned" / "log_history.csv") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["step", "epoch", "train_loss", "eval_loss", "learning_rate", "tokens_seen", "tokens_per_s"]
     evals = {int(r["step"]): float(r["eval_loss"]) for r in rows if r["eval_loss"]}
@@ -60,11 +60,11 @@ def test_train_and_select_through_snakemake(run_workflow, tiny_model, tmp_path):
 
     # outputs lost (a preempted job never wrote them): the rerun resumes, it does not retrain
     for name in ("log_history.csv", "trainer_state.json"):
-        (work / "results" / "train" / "tuned" / name).unlink()
+        (work / "results" / "test" / "train" / "tuned" / name).unlink()
     shutil.rmtree(model)
     again = run_workflow("results/test/models/tuned", workdir=work, config=cfg, default_config=False, args=ALLOWED)
     assert "train" in again.stdout + again.stderr
     log = (work / "logs" / "train" / "tuned.log").read_text()
     assert "resuming from results/test/train/tuned/checkpoints/checkpoint-6" in log
-    with open(work / "results" / "train" / "tuned" / "log_history.csv") as f:
+    with open(work / "results" / "test" / "train" / "tuned" / "log_history.csv") as f:
         assert [r["eval_loss"] for r in csv.DictReader(f)] == [r["eval_loss"] for r in rows]

@@ -163,10 +163,9 @@ class Targets:
 
     # -- JGLUE --------------------------------------------------------------------------------
 
-    def jglue_data_source(self) -> list[str]:
+    def jglue_data_source(self) -> str | list[str]:
         """Upstream JGLUE files (jglue.data_dir, checked at load; none when all come by URL)."""
-        data_dir = self.config["jglue"]["data_dir"]
-        return [data_dir] if data_dir else []
+        return self.config["jglue"]["data_dir"] or []
 
     def jglue_settings(self) -> dict[str, Any]:
         """Only what the job reads: a change to jglue.runs must not rerun every evaluation."""

@@ -11,6 +11,7 @@ from jaflow.evaluate.mtbench.categories import TEMPERATURES, display_name, tempe
 from jaflow.evaluate.mtbench.data import load_judge_prompts, load_questions, load_references
 from jaflow.evaluate.mtbench.judge import Call, JudgeCache, prompt_name, single_requests
 from jaflow.evaluate.mtbench.scores import score_rows, write_scores_csv
+from jaflow.io import read_jsonl
 from jaflow.tiny.mtbench import tiny_questions, write_tiny_questions, write_tiny_reference_answers
 
 
@@ -80,8 +81,10 @@ def test_scores_stdev_over_choices_and_missing_category(tmp_path):
     out = tmp_path / "s.csv"
     write_scores_csv(str(out), table)
     lines = out.read_text().splitlines()
-    assert lines[0] == "model,category,turn,score,stdev,n,n_failed,n_errors"
-    assert lines[-1].startswith("m,avg_score,1,,")
+    assert lines[0] == ("model,category,turn,score,stdev,n,n_failed,n_errors,complete,"
+                        "judge,judge_sha256,prompt_set,prompt_sha256")
+    assert lines[-1].startswith("m,avg_score,1,,") and ",False," in lines[-1]
+    assert [r["complete"] for r in table if r["category"] == "writing"] == [True]
 
 
 def test_both_turns_add_pooled_rows():
@@ -206,3 +209,107 @@ def test_inputs_load_from_a_url(tmp_path):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+class CountingJudge:
+    """A judge backend that rates every answer 5 and counts what it is sent (no model needed)."""
+
+    name = "counting"
+
+    def __init__(self):
+        self.sent = []
+
+    def run(self, calls, on_result):
+        for call in calls:
+            self.sent.append(call.messages)
+            on_result(call, "評価：[[5]]", None)
+
+
+def _judge_files(tmp_path, answers):
+    from jaflow.io import write_jsonl
+
+    q = write_tiny_questions(tmp_path / "question.jsonl", seed=0)
+    qs = load_questions(q)
+    write_jsonl(tmp_path / "answers.jsonl", [
+        {"question_id": q.question_id, "choices": [{"index": 0, "turns": list(answers(q))}]} for q in qs])
+    return dict(answers=str(tmp_path / "answers.jsonl"), questions=str(q), judgments=str(tmp_path / "j.jsonl"),
+                scores=str(tmp_path / "s.csv"), cache=str(tmp_path / "cache.jsonl"), model_id="m")
+
+
+def test_cache_is_keyed_by_the_judges_identity_not_its_name(tmp_path):
+    """A retrained workflow-made hf judge (new weights, new checksums.sha256) misses the cache;
+    the same weights under another name hit it; an API judge's endpoint is part of its identity."""
+    from mtbench_support import filled_mtbench
+
+    from jaflow.evaluate.mtbench.pipeline import judge_stage
+
+    judge_dir = tmp_path / "judge_model"
+    judge_dir.mkdir()
+    (judge_dir / "checksums.sha256").write_text("aaaa  model.safetensors\n")
+    judge_hf = {"pretrained": str(judge_dir), "peft": None, "tokenizer": None}
+    files = _judge_files(tmp_path, lambda q: ("答え", "答え2"))
+
+    def run(name="tiny_judge", **judge):
+        backend = CountingJudge()
+        mt = filled_mtbench({"judge": {"backend": "hf", "model": name, **judge}})
+        judge_stage(**files, mtbench=mt, judge_hf=judge_hf, backend=backend)
+        return len(backend.sent)
+
+    assert run() == 8
+    assert run() == 0  # cached
+    assert run(name="renamed_judge") == 0  # same weights, another name: still cached
+    (judge_dir / "checksums.sha256").write_text("bbbb  model.safetensors\n")  # retrained
+    assert run() == 8
+    assert run(max_new_tokens=16) == 8  # a setting that changes the request
+    rows = read_jsonl(files["judgments"])
+    assert rows[0]["judge_settings"] == {"max_new_tokens": 16, "temperature": 0}
+
+    from jaflow.evaluate.mtbench.backends import judge_identity
+
+    api = filled_mtbench({"judge": {"backend": "openai", "model": "gpt-x"}})["judge"]
+    assert judge_identity(api, None)["base_url"] == "https://api.openai.com/v1"
+    assert judge_identity(api, None) != judge_identity({**api, "base_url": "http://gpu:8000/v1"}, None)
+
+
+def test_reasoning_is_stripped_before_judging_and_kept_in_the_answer(tmp_path):
+    from mtbench_support import filled_mtbench
+
+    from jaflow.evaluate.mtbench.judge import strip_reasoning
+    from jaflow.evaluate.mtbench.pipeline import judge_stage
+
+    assert strip_reasoning("<think>考える\n長く</think>\n答えです") == "答えです"
+    assert strip_reasoning("考える</think>答え") == "答え"  # the template opened the block
+    assert strip_reasoning("<think>途中で切れた") == ""
+    assert strip_reasoning("a<think>x</think>b<think>y</think>c") == "abc"
+    files = _judge_files(tmp_path, lambda q: (f"<think>秘密{q.question_id}</think>答え", "<think>秘密</think>答え2"))
+    backend = CountingJudge()
+    judge_stage(**files, mtbench=filled_mtbench({"turns": [1, 2], "judge": {"backend": "hf", "model": "j"}}),
+                judge_hf={"pretrained": str(tmp_path)}, backend=backend)
+    assert len(backend.sent) == 16
+    assert not any("秘密" in m["content"] or "think" in m["content"] for msgs in backend.sent for m in msgs)
+    assert "<think>秘密1</think>" in (tmp_path / "answers.jsonl").read_text()
+    kept = CountingJudge()  # strip_reasoning: false shows the judge everything
+    judge_stage(**{**files, "cache": str(tmp_path / "c2.jsonl")}, backend=kept, judge_hf={"pretrained": str(tmp_path)},
+                mtbench=filled_mtbench({"strip_reasoning": False, "judge": {"backend": "hf", "model": "j"}}))
+    assert all("<think>秘密" in msgs[-1]["content"] for msgs in kept.sent)
+
+
+def test_prompt_sets_are_named_and_pinned_by_sha256(tmp_path):
+    import hashlib
+
+    from jaflow.evaluate.mtbench.data import JP_STABLE_JUDGE_PROMPTS, load_prompt_set
+
+    demo = load_prompt_set(None)
+    assert demo.name == "jaflow-demo-ja" and "single-v1-multi-turn" in demo.prompts
+    path = tmp_path / "judge_ja_prompts.jsonl"
+    lines = [json.dumps({"name": n, "type": "single", "system_prompt": "s", "prompt_template": "{question}{answer}",
+                         "output_format": "[[評価]]"}, ensure_ascii=False) for n in ("single-v1", "single-math-v1")]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    by_path = load_prompt_set(str(path))
+    assert (by_path.name, by_path.sha256) == ("judge_ja_prompts", sha)
+    pinned = load_prompt_set({"name": "jp-stable", "source": str(path), "sha256": sha})
+    assert pinned.identity == {"name": "jp-stable", "sha256": sha}
+    with pytest.raises(DataError, match=f"mtbench.judge_prompts.sha256: .* has sha256 {sha}, the config pins 0+"):
+        load_prompt_set({"name": "jp-stable", "source": str(path), "sha256": "0" * 64})
+    assert JP_STABLE_JUDGE_PROMPTS["source"].startswith("https://raw.githubusercontent.com/Stability-AI/FastChat/e37eb28")

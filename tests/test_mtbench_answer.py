@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from mtbench_support import filled_mtbench
 from transformers import AutoTokenizer
 
 from jaflow.data.templates import get_template
@@ -89,8 +90,8 @@ def test_hf_judge_backend_runs_offline_and_counts_failures(tiny_lm, questions, t
     write_jsonl(tmp_path / "question.jsonl", [
         {"question_id": q.question_id, "category": q.category, "turns": list(q.turns),
          **({"reference": list(q.reference)} if q.reference else {})} for q in questions])
-    mt = {"turns": [1, 2], "batch_size": 8,
-          "judge": {"backend": "hf", "model": str(tiny_lm["plain"]), "max_new_tokens": 4}}
+    mt = filled_mtbench({"turns": [1, 2], "batch_size": 8, "judge": {
+        "backend": "hf", "model": str(tiny_lm["plain"]), "max_new_tokens": 4, "max_failures": 16}})
     files = dict(answers=str(tmp_path / "answers.jsonl"), questions=str(tmp_path / "question.jsonl"),
                  judgments=str(tmp_path / "j.jsonl"), scores=str(tmp_path / "s.csv"),
                  cache=str(tmp_path / "cache.jsonl"), model_id="m")

@@ -5,7 +5,7 @@ from jaflow.evaluate.mtbench.pipeline import answer_stage
 
 with jaflow.logs.log_to(snakemake.log[0]):
     answer_stage(
-        questions=snakemake.params.sources["questions"],
+        questions=snakemake.params.questions,
         output=snakemake.output[0],
         model_id=snakemake.wildcards.model,
         hf_args=snakemake.params.model,

@@ -3,7 +3,12 @@
 Every call the judge answers is appended (and fsync'd) to a cache keyed by its content as soon
 as it returns, so a killed run that is rerun only sends what is missing. A rating that cannot be
 parsed is asked for once more (a follow-up turn showing the judge its own text); if it still
-cannot be parsed, the judgment is kept with score -1 and its raw text, and counted.
+cannot be parsed, the judgment is kept with score -1 and its raw text, and counted; a run whose failures
+(errors or unparsable ratings) exceed `judge.max_failures` fails (`check_failures`).
+
+Cache keys cover the judge's identity (an hf judge's weight checksums; an API judge's model and
+endpoint), the prompt set's sha256, the judge settings that shape the request, and the full
+messages: never the judge's name, so a retrained judge or an edited prompt misses the cache.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from jaflow.errors import ConfigError, DataError
+from jaflow.errors import ConfigError, DataError, JaflowError
 from jaflow.evaluate.mtbench.categories import NEED_REF_CATEGORIES
 from jaflow.evaluate.mtbench.data import JudgePrompt, Question, text_hash
 
@@ -51,6 +56,47 @@ def parse_rating(text: str) -> float | None:
         return None
 
 
+# Reasoning text a thinking model writes before its answer. A chat template may open the block
+# itself, so a lone closing tag also ends reasoning; an unclosed block (cut off) is all reasoning.
+THINK_BLOCK = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL)
+
+
+def strip_reasoning(text: str) -> str:
+    """The answer without `<think>…</think>` reasoning (what the judge is shown)."""
+    if "</think>" in text and "<think>" not in text.split("</think>", 1)[0]:
+        text = text.split("</think>", 1)[1]
+    return THINK_BLOCK.sub("", text).strip()
+
+
+@dataclass(frozen=True)
+class JudgeInfo:
+    """Who judges: the name (output folders, rows) and what identifies it (cache keys, rows)."""
+
+    name: str
+    identity: Mapping[str, Any]  # backend, model content identity or API model + endpoint
+    settings: Mapping[str, Any]  # request settings that change the output
+    prompt_set: Mapping[str, str]  # {name, sha256}
+
+    @property
+    def sha256(self) -> str:
+        return text_hash(dict(self.identity), dict(self.settings), dict(self.prompt_set))
+
+    def record(self) -> dict[str, Any]:
+        return {"name": self.name, "sha256": self.sha256, "identity": dict(self.identity),
+                "settings": dict(self.settings), "prompt_set": dict(self.prompt_set)}
+
+
+def unidentified_judge(name: str | None) -> JudgeInfo:
+    """A judge known by name only: for building prompts (e.g. the tiny judge's lessons)."""
+    if not name:
+        raise ValueError("single_requests needs judge= (a JudgeInfo) or judge_model=")
+    return JudgeInfo(name=name, identity={"unidentified": name}, settings={}, prompt_set={})
+
+
+class JudgeFailed(JaflowError):
+    """Judgments still failed after retries, more than judge.max_failures allows."""
+
+
 @dataclass(frozen=True)
 class JudgeRequest:
     """One judgment to obtain: a model's answer (one choice) to one turn of one question."""
@@ -63,12 +109,16 @@ class JudgeRequest:
     prompt: JudgePrompt
     messages: Messages
     answer_hash: str
-    judge_model: str
+    judge: JudgeInfo
     key: str = field(default="")
+
+    @property
+    def judge_model(self) -> str:
+        return self.judge.name
 
     def with_key(self) -> JudgeRequest:
         key = text_hash(
-            self.answer_hash, self.question_id, self.turn, self.judge_model,
+            self.judge.sha256, self.answer_hash, self.question_id, self.turn,
             self.prompt.name, self.prompt.fingerprint(), list(self.messages),
         )
         return dataclasses.replace(self, key=key)
@@ -122,13 +172,19 @@ def single_requests(
     prompts: Mapping[str, JudgePrompt],
     *,
     model: str,
-    judge_model: str,
+    judge: JudgeInfo | None = None,
+    judge_model: str | None = None,
     turns: Sequence[int] = (1,),
     ref_categories: Sequence[str] = NEED_REF_CATEGORIES,
     prompts_source: str = "judge prompts",
     answers_source: str = "answers",
+    strip: bool = True,
 ) -> list[JudgeRequest]:
-    """Every (question, choice, turn) judgment for one model's answers."""
+    """Every (question, choice, turn) judgment for one model's answers.
+
+    `judge_model` (a bare name) only serves callers that build prompts, never a cache.
+    """
+    judge = judge or unidentified_judge(judge_model)
     requests = []
     needed = {prompt_name(q.category, t, ref_categories) for q in questions for t in turns if t <= len(q.turns)}
     check_prompts(prompts, needed, prompts_source, turns)
@@ -143,7 +199,7 @@ def single_requests(
                 "mtbench.reference_answers or remove the category from mtbench.ref_categories"
             )
         for choice in answers[q.question_id]["choices"]:
-            ans = list(choice["turns"])
+            ans = [strip_reasoning(t) for t in choice["turns"]] if strip else list(choice["turns"])
             for turn in turns:
                 if turn > len(q.turns):
                     continue
@@ -168,7 +224,7 @@ def single_requests(
                     question_id=q.question_id, category=q.category, model=model,
                     choice=int(choice.get("index", 0)), turn=turn, prompt=prompt,
                     messages=_messages(prompt, user), answer_hash=text_hash(ans[:turn]),
-                    judge_model=judge_model,
+                    judge=judge,
                 ).with_key())
     return requests
 
@@ -206,7 +262,7 @@ class JudgeCache:
         row = {
             "key": call.key, "request": r.key, "question_id": r.question_id, "model": r.model,
             "choice": r.choice, "turn": r.turn, "judge": [r.judge_model, r.prompt.name],
-            "attempt": call.attempt, "output": output,
+            "judge_sha256": r.judge.sha256, "attempt": call.attempt, "output": output,
         }
         data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
         with self._lock, open(self.path, "ab") as f:
@@ -227,7 +283,8 @@ class JudgeCache:
 
 # -- backends ----------------------------------------------------------------------------
 
-OnResult = Callable[[Call, "str | None", "str | None"], None]  # (call, output, error)
+# (call, output, error); a backend may pass `events` (retries, malformed replies) by keyword
+OnResult = Callable[..., None]
 
 
 class Backend(Protocol):
@@ -246,6 +303,7 @@ class Judgment:
     outputs: list[str] = field(default_factory=list)
     score: float | None = None
     error: str | None = None
+    events: list[str] = field(default_factory=list)  # transport: retries, malformed replies
 
     @property
     def status(self) -> str:
@@ -269,6 +327,10 @@ class Judgment:
             "status": self.status,
             "raw": self.outputs,
             "error": self.error,
+            "transport": self.events,
+            "judge_sha256": r.judge.sha256,
+            "prompt_set": dict(r.judge.prompt_set),
+            "judge_settings": dict(r.judge.settings),
         }
 
 
@@ -289,14 +351,16 @@ def run_judgments(
     judgments = [Judgment(r) for r in requests]
     calls = [(j, Call(j.request, 0, j.request.messages)) for j in judgments]
     errors: dict[str, str | None] = {}
+    history: dict[str, list[str]] = {}
     sent = {"n": 0}
     lock = threading.Lock()
 
-    def on_result(call: Call, output: str | None, error: str | None) -> None:
+    def on_result(call: Call, output: str | None, error: str | None, events: Sequence[str] = ()) -> None:
         if output is not None:
             cache.put(call, output)
         with lock:
             errors[call.key] = error
+            history.setdefault(call.request.key, []).extend(events)
             sent["n"] += 1
 
     for attempt in (0, 1):
@@ -315,12 +379,33 @@ def run_judgments(
             if j.score is None and attempt == 0:
                 retry.append((j, follow_up(c, output)))
         calls = retry
+    for j in judgments:
+        j.events = history.get(j.request.key, [])
     done = judgments
     n_failed = sum(j.status == "parse_failed" for j in done)
     n_errors = sum(j.status == "error" for j in done)
     log.info("%d judgment(s): %d parse failure(s), %d error(s); %d call(s) sent",
              len(done), n_failed, n_errors, sent["n"])
     return done
+
+
+def check_failures(judgments: Sequence[Judgment], max_failures: int, cache: str | os.PathLike) -> None:
+    """Fail when more judgments than `max_failures` have no rating (errors or unparsable)."""
+    bad = [j for j in judgments if j.status != "ok"]
+    if len(bad) <= max_failures:
+        return
+    n_err = sum(j.status == "error" for j in bad)
+    first = "; ".join(
+        f"q{j.request.question_id} turn {j.request.turn}: "
+        + (j.error or f"no rating in {(j.outputs[-1] if j.outputs else '')[:80]!r}")
+        for j in bad[:3]
+    )
+    raise JudgeFailed(
+        f"mtbench.judge.max_failures: {len(bad)} of {len(judgments)} judgments failed after "
+        f"retries ({n_err} error(s), {len(bad) - n_err} unparsable), {max_failures} allowed. "
+        f"First: {first}. Every success is cached in {cache}: rerun to send only the missing "
+        "calls (unparsable ratings are final; raise judge.max_failures to accept them)"
+    )
 
 
 def judgment_rows(judgments: Iterable[Judgment]) -> list[dict[str, Any]]:

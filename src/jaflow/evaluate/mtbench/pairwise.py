@@ -17,11 +17,14 @@ from jaflow.evaluate.mtbench.data import JudgePrompt, Question, text_hash
 from jaflow.evaluate.mtbench.judge import (
     Backend,
     JudgeCache,
+    JudgeInfo,
     JudgeRequest,
+    Judgment,
     _messages,
     check_prompts,
     prompt_name,
     run_judgments,
+    strip_reasoning,
 )
 
 PAIR_COLUMNS = ("model", "baseline", "category", "turn", "win", "loss", "tie", "n_failed", "n_errors",
@@ -45,12 +48,14 @@ def pair_requests(
     *,
     model: str,
     baseline: str,
-    judge_model: str,
+    judge: JudgeInfo,
     turns: Sequence[int] = (1,),
     ref_categories: Sequence[str] = NEED_REF_CATEGORIES,
     prompts_source: str = "judge prompts",
+    strip: bool = True,
 ) -> list[JudgeRequest]:
     """Two requests per (question, turn): order 0 shows the model as A, order 1 as B."""
+    clean = strip_reasoning if strip else (lambda t: t)
     needed = {prompt_name(q.category, t, ref_categories, "pairwise") for q in questions for t in turns}
     check_prompts(prompts, needed, prompts_source, turns)
     requests = []
@@ -58,8 +63,8 @@ def pair_requests(
         for name, source in ((model, answers), (baseline, baseline_answers)):
             if q.question_id not in source:
                 raise DataError(f"pairwise: {name} has no answer to question {q.question_id}")
-        mine = list(answers[q.question_id]["choices"][0]["turns"])
-        base = list(baseline_answers[q.question_id]["choices"][0]["turns"])
+        mine = [clean(t) for t in answers[q.question_id]["choices"][0]["turns"]]
+        base = [clean(t) for t in baseline_answers[q.question_id]["choices"][0]["turns"]]
         ref = references.get(q.question_id)
         if q.category in ref_categories and ref is None:
             raise DataError(f"question {q.question_id} ({q.category}) needs a reference answer")
@@ -79,15 +84,16 @@ def pair_requests(
                 requests.append(JudgeRequest(
                     question_id=q.question_id, category=q.category, model=f"{model}__{baseline}",
                     choice=order, turn=turn, prompt=prompt, messages=_messages(prompt, user),
-                    answer_hash=text_hash(a[:turn], b[:turn]), judge_model=judge_model,
+                    answer_hash=text_hash(a[:turn], b[:turn]), judge=judge,
                 ).with_key())
     return requests
 
 
 def judge_pairs(
     requests: Sequence[JudgeRequest], backend: Backend, cache: JudgeCache, *, model: str, baseline: str
-) -> list[dict[str, Any]]:
-    """FastChat's pairwise rows (g1: model as A, g2: model as B) with the combined `winner`."""
+) -> tuple[list[dict[str, Any]], list[Judgment]]:
+    """FastChat's pairwise rows (g1: model as A, g2: model as B) with the combined `winner`,
+    and the judgments they come from."""
     done = run_judgments(requests, backend, cache, parse=parse_verdict)
     by_match: dict[tuple[int, int], dict[int, Any]] = {}
     for j in done:
@@ -111,8 +117,9 @@ def judge_pairs(
             "g1_user_prompt": g1.request.user_prompt, "g1_judgment": g1.outputs[0] if g1.outputs else "",
             "g2_user_prompt": g2.request.user_prompt, "g2_judgment": g2.outputs[0] if g2.outputs else "",
             "g1_raw": g1.outputs, "g2_raw": g2.outputs, "error": g1.error or g2.error,
+            "judge_sha256": g1.request.judge.sha256, "prompt_set": dict(g1.request.judge.prompt_set),
         })
-    return rows
+    return rows, done
 
 
 def pair_score_rows(rows: Iterable[Mapping[str, Any]], model: str, baseline: str) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from typing import Any
 from jaflow.evaluate.mtbench.answer import answer_questions
 from jaflow.evaluate.mtbench.data import (
     load_answers,
-    load_judge_prompts,
+    load_prompt_set,
     load_questions,
     load_references,
 )
@@ -19,6 +19,7 @@ from jaflow.evaluate.mtbench.judge import (
     Call,
     JudgeCache,
     OnResult,
+    check_failures,
     judgment_rows,
     require_turns,
     run_judgments,
@@ -49,50 +50,65 @@ def answer_stage(
     *, questions: str, output: str, model_id: str, hf_args: dict[str, Any],
     chat_format: str | None, mtbench: dict[str, Any], seed: int,
 ) -> None:
+    """`mtbench` holds only what changes answers (sampling keys and mtbench.answer)."""
     qs = load_questions(questions)
     records = answer_questions(
         qs, hf_args, model_id=model_id, chat_format=chat_format,
-        temperatures=mtbench.get("temperature"), max_new_tokens=mtbench.get("max_new_tokens", 512),
-        num_choices=mtbench.get("num_choices", 1), batch_size=mtbench.get("batch_size", 8),
-        top_p=mtbench.get("top_p", 0.9), repetition_penalty=mtbench.get("repetition_penalty", 1.1),
-        seed=seed,
+        temperatures=mtbench["temperature"], max_new_tokens=mtbench["max_new_tokens"],
+        num_choices=mtbench["num_choices"], batch_size=mtbench["batch_size"],
+        top_p=mtbench["top_p"], repetition_penalty=mtbench["repetition_penalty"],
+        seed=seed, answer=mtbench["answer"],
     )
     write_jsonl(output, records)
     log.info("wrote %d answers to %s", len(records), output)
+
+
+def _judge(mtbench: dict[str, Any], judge_hf: dict[str, Any] | None, backend: Backend | None):
+    from jaflow.evaluate.mtbench.backends import judge_info, make_backend
+
+    judge = mtbench["judge"]
+    prompt_set = load_prompt_set(mtbench["judge_prompts"])
+    info = judge_info(judge, judge_hf, prompt_set)
+    log.info("judge %s (%s), identity %s, prompt set %s (sha256 %s), settings %s", info.name,
+             judge["backend"], info.sha256[:16], prompt_set.name, prompt_set.sha256, dict(info.settings))
+    if backend is None:
+        backend = LazyBackend(lambda: make_backend(judge, judge_hf, batch_size=mtbench["batch_size"]))
+    return prompt_set, info, backend
 
 
 def judge_stage(
     *, answers: str, questions: str, judgments: str, scores: str, cache: str, model_id: str,
     mtbench: dict[str, Any], judge_hf: dict[str, Any] | None = None, backend: Backend | None = None,
 ) -> list[dict[str, Any]]:
-    """Judge one model's answers, write its judgments and scores; returns the score rows."""
-    from jaflow.evaluate.mtbench.backends import make_backend
+    """Judge one model's answers, write its judgments and scores; returns the score rows.
 
-    judge = mtbench["judge"]
+    Raises JudgeFailed (writing nothing) when more judgments than judge.max_failures stay failed.
+    """
+    prompt_set, info, backend = _judge(mtbench, judge_hf, backend)
     qs = load_questions(questions)
-    prompts_source = mtbench.get("judge_prompts") or "jaflow's judge_prompts_ja.jsonl"
     requests = single_requests(
-        qs, load_answers(answers), load_references(mtbench.get("reference_answers"), qs),
-        load_judge_prompts(mtbench.get("judge_prompts")),
-        model=model_id, judge_model=judge["model"], turns=require_turns(mtbench.get("turns", [1])),
-        ref_categories=mtbench.get("ref_categories", ["math", "reasoning", "coding"]),
-        prompts_source=prompts_source, answers_source=answers,
+        qs, load_answers(answers), load_references(mtbench["reference_answers"], qs), prompt_set.prompts,
+        model=model_id, judge=info, turns=require_turns(mtbench["turns"]),
+        ref_categories=mtbench["ref_categories"], prompts_source=prompt_set.source,
+        answers_source=answers, strip=mtbench["strip_reasoning"],
     )
-    log.info("%d judgment(s) for %s by %s (%s)", len(requests), model_id, judge["model"], judge["backend"])
-    if backend is None:
-        backend = LazyBackend(lambda: make_backend(judge, judge_hf, batch_size=mtbench.get("batch_size", 8)))
+    log.info("%d judgment(s) for %s by %s", len(requests), model_id, info.name)
     done = run_judgments(requests, backend, JudgeCache(cache))
+    usage = getattr(getattr(backend, "backend", backend), "usage", None)
+    if usage:
+        log.info("judge usage this run: %s", usage)
+    check_failures(done, mtbench["judge"]["max_failures"], cache)
     rows = judgment_rows(done)
     write_jsonl(judgments, rows)
-    table = score_rows(rows, model_id)
+    table = score_rows(rows, model_id, judge=info)
     write_scores_csv(scores, table)
     failed = sum(r["status"] == "parse_failed" for r in rows)
     errors = sum(r["status"] == "error" for r in rows)
     log.info("%s: %d judgments, %d parse failure(s), %d error(s) -> %s", model_id, len(rows), failed, errors, scores)
     if failed or errors:
-        log.warning("%s: %d of %d judgments have no rating (%d unparsable, %d errors); they are "
-                    "counted in n_failed / n_errors of %s", model_id, failed + errors, len(rows),
-                    failed, errors, Path(scores).name)
+        log.warning("%s: %d of %d judgments have no rating (%d unparsable, %d errors), allowed by "
+                    "judge.max_failures; %s marks them (n_failed, n_errors, complete)", model_id,
+                    failed + errors, len(rows), failed, errors, Path(scores).name)
     return table
 
 
@@ -104,7 +120,6 @@ def pairwise_stage(
     """Judge a model against the baseline in both orders; write matches and win rates."""
     import pandas as pd
 
-    from jaflow.evaluate.mtbench.backends import make_backend
     from jaflow.evaluate.mtbench.pairwise import (
         PAIR_COLUMNS,
         judge_pairs,
@@ -113,19 +128,17 @@ def pairwise_stage(
     )
     from jaflow.io import atomic_path
 
-    judge = mtbench["judge"]
+    prompt_set, info, backend = _judge(mtbench, judge_hf, backend)
     qs = load_questions(questions)
     requests = pair_requests(
         qs, load_answers(answers), load_answers(baseline_answers),
-        load_references(mtbench.get("reference_answers"), qs),
-        load_judge_prompts(mtbench.get("judge_prompts")), model=model_id, baseline=baseline,
-        judge_model=judge["model"], turns=require_turns(mtbench.get("turns", [1])),
-        ref_categories=mtbench.get("ref_categories", ["math", "reasoning", "coding"]),
-        prompts_source=mtbench.get("judge_prompts") or "jaflow's judge_prompts_ja.jsonl",
+        load_references(mtbench["reference_answers"], qs), prompt_set.prompts,
+        model=model_id, baseline=baseline, judge=info, turns=require_turns(mtbench["turns"]),
+        ref_categories=mtbench["ref_categories"], prompts_source=prompt_set.source,
+        strip=mtbench["strip_reasoning"],
     )
-    if backend is None:
-        backend = LazyBackend(lambda: make_backend(judge, judge_hf, batch_size=mtbench.get("batch_size", 8)))
-    rows = judge_pairs(requests, backend, JudgeCache(cache), model=model_id, baseline=baseline)
+    rows, done = judge_pairs(requests, backend, JudgeCache(cache), model=model_id, baseline=baseline)
+    check_failures(done, mtbench["judge"]["max_failures"], cache)
     write_jsonl(judgments, rows)
     table = pair_score_rows(rows, model_id, baseline)
     with atomic_path(scores) as tmp:

@@ -6,6 +6,9 @@ the valid ratings, `n_failed` parse failures, `n_errors` calls that never return
 The `avg_score` row (category column) is the unweighted mean of the category scores, as the
 model cards print it (34.3 / 8 = 4.2875); it is empty when a category has no valid rating.
 With both turns judged, rows with turn `all` pool the two turns (FastChat's "Average").
+`complete` is false when any judgment behind the row failed (allowed by judge.max_failures): a
+report must mark that cell (and the radar) as incomplete. The provenance columns say who judged:
+`judge` (name), `judge_sha256` (identity + settings + prompt set), `prompt_set`, `prompt_sha256`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from typing import Any
 
 from jaflow.evaluate.mtbench.categories import AVG_ROW, table_order
 
-COLUMNS = ("model", "category", "turn", "score", "stdev", "n", "n_failed", "n_errors")
+COLUMNS = ("model", "category", "turn", "score", "stdev", "n", "n_failed", "n_errors", "complete",
+           "judge", "judge_sha256", "prompt_set", "prompt_sha256")
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -42,9 +46,22 @@ def _counts(rows: Sequence[Mapping[str, Any]]) -> tuple[int, int, int]:
     return n, len(rows) - n - errors, errors
 
 
-def score_rows(judgments: Iterable[Mapping[str, Any]], model: str) -> list[dict[str, Any]]:
-    """Rows of the scores CSV from model_judgment rows (score -1 = no rating)."""
+def score_rows(judgments: Iterable[Mapping[str, Any]], model: str, judge: Any = None) -> list[dict[str, Any]]:
+    """Rows of the scores CSV from model_judgment rows (score -1 = no rating); `judge` (a
+    JudgeInfo) fills the provenance columns."""
     rows = list(judgments)
+    out = _score_rows(rows, model)
+    prov = {"judge": "", "judge_sha256": "", "prompt_set": "", "prompt_sha256": ""}
+    if judge is not None:
+        prov = {"judge": judge.name, "judge_sha256": judge.sha256,
+                "prompt_set": judge.prompt_set.get("name", ""), "prompt_sha256": judge.prompt_set.get("sha256", "")}
+    for r in out:
+        r["complete"] = r["n_failed"] == 0 and r["n_errors"] == 0
+        r.update(prov)
+    return out
+
+
+def _score_rows(rows: list[Mapping[str, Any]], model: str) -> list[dict[str, Any]]:
     turns: list[Any] = sorted({int(r["turn"]) for r in rows})
     if len(turns) > 1:
         turns.append("all")

@@ -1,10 +1,12 @@
 """MT-Bench through real snakemake: answers, then the local hf judge, on a tiny model.
 
-A tiny random judge almost never writes a rating; the stage must still complete and say how
-many judgments failed to parse, in the scores CSV and in the log.
+A tiny random judge almost never writes a rating: with judge.max_failures allowing it the stage
+completes and says how many judgments failed to parse, in the scores CSV and in the log.
 """
 
 import csv
+import json
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +22,7 @@ def test_answer_and_judge_with_the_hf_backend(run_workflow, tiny_model, tmp_path
     config = {
         "models": {"tiny": {"pretrained": str(model), "chat_format": "rinna_chat"}},
         "mtbench": {"models": ["tiny"], "max_new_tokens": 8,
-                    "judge": {"backend": "hf", "model": "tiny", "max_new_tokens": 12}},
+                    "judge": {"backend": "hf", "model": "tiny", "max_new_tokens": 12, "max_failures": 8}},
     }
     scores = f"{BENCH}/scores/tiny/tiny.csv"
     proc = run_workflow(scores, config=config, default_config=False, workdir=tmp_path / "work")
@@ -59,6 +61,28 @@ def test_answer_and_judge_with_the_hf_backend(run_workflow, tiny_model, tmp_path
     dry = run_workflow(scores, config=changed, default_config=False, workdir=work, args=["-n"])
     assert "rule mtbench_judge:" in dry.stdout and "rule mtbench_answer:" not in dry.stdout
 
+    # judge prompts and reference answers are the judge's: a new prompt file, then an edit of
+    # it, rerun only judge jobs
+    from jaflow.evaluate.mtbench.data import load_prompt_set
+
+    prompts = work / "my_prompts.jsonl"
+    prompts.write_bytes(Path(load_prompt_set(None).source).read_bytes())
+    refs = work / "refs.jsonl"
+    refs.write_text("".join(
+        json.dumps({"question_id": q["question_id"], "choices": [{"index": 0, "turns": ["参考"]}]},
+                   ensure_ascii=False) + "\n" for q in questions), encoding="utf-8")
+    for extra in ({"judge_prompts": str(prompts)}, {"reference_answers": str(refs)}):
+        edited = {**config, "mtbench": {**config["mtbench"], **extra}}
+        dry = run_workflow(scores, config=edited, default_config=False, workdir=work, args=["-n"])
+        assert "rule mtbench_judge:" in dry.stdout and "rule mtbench_answer:" not in dry.stdout, extra
+    edited = {**config, "mtbench": {**config["mtbench"], "judge_prompts": str(prompts)}}
+    run_workflow(scores, config=edited, default_config=False, workdir=work)
+    answers_mtime = (work / f"{BENCH}/model_answer/tiny.jsonl").stat().st_mtime
+    prompts.write_text(prompts.read_text(encoding="utf-8").replace("評価", "採点", 1), encoding="utf-8")
+    dry = run_workflow(scores, config=edited, default_config=False, workdir=work, args=["-n"])
+    assert "rule mtbench_judge:" in dry.stdout and "rule mtbench_answer:" not in dry.stdout
+    assert (work / f"{BENCH}/model_answer/tiny.jsonl").stat().st_mtime == answers_mtime
+
 
 def test_pairwise_mode_is_wired(run_workflow, tmp_path):
     config = {
@@ -69,6 +93,16 @@ def test_pairwise_mode_is_wired(run_workflow, tmp_path):
     dry = run_workflow(config=config, default_config=False, args=["-n", "--forceall"])
     assert "results/mtbench/japanese_mt_bench/pairwise/gpt-4o/a.csv" in dry.stdout
     assert "pairwise/gpt-4o/b.csv" not in dry.stdout  # the baseline is not judged against itself
+    # the judge's key variable is checked before any job runs (a dry run only warns)
+    unset = {**config, "mtbench": {**config["mtbench"], "judge": {**config["mtbench"]["judge"],
+                                                                  "api_key_env": "JAFLOW_TEST_UNSET_KEY"}}}
+    dry = run_workflow(config=unset, default_config=False, args=["-n", "--forceall"])
+    assert "WARNING: mtbench.judge.api_key_env: environment variable JAFLOW_TEST_UNSET_KEY is not set" in dry.stderr
+    questions = "results/tiny/mtbench/question.jsonl"
+    proc = run_workflow(questions, config=unset, default_config=False, check=False)
+    assert proc.returncode != 0
+    assert "mtbench.judge.api_key_env: environment variable JAFLOW_TEST_UNSET_KEY" in proc.stdout + proc.stderr
+    assert not (proc.workdir / questions).exists()  # stopped before the first job
     bad = {**config, "mtbench": {**config["mtbench"], "pairwise": {"baseline": "nobody"}}}
     proc = run_workflow(config=bad, default_config=False, args=["-n"], check=False)
     assert proc.returncode != 0

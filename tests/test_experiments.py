@@ -77,8 +77,7 @@ USER_FILES_REQUIRED = {
 }
 USER_FILES_LATER = {
     "swallow_moe_4x7b_lisa": {
-        "data/japanese_mt_bench/reference_answer/gpt-4.jsonl",
-        "data/japanese_mt_bench/judge_ja_prompts.jsonl",
+        "data/japanese_mt_bench/reference_answer/gpt-4.jsonl",  # judge prompts: a pinned URL
     },
 }
 CARDS = sorted(EXPECTED_JOBS)

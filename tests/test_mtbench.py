@@ -82,7 +82,7 @@ def test_scores_stdev_over_choices_and_missing_category(tmp_path):
     write_scores_csv(str(out), table)
     lines = out.read_text().splitlines()
     assert lines[0] == ("model,category,turn,score,stdev,n,n_failed,n_errors,complete,"
-                        "judge,judge_sha256,prompt_set,prompt_sha256")
+                        "ja_ratio,judge,judge_sha256,prompt_set,prompt_sha256")
     assert lines[-1].startswith("m,avg_score,1,,") and ",False," in lines[-1]
     assert [r["complete"] for r in table if r["category"] == "writing"] == [True]
 
@@ -313,3 +313,15 @@ def test_prompt_sets_are_named_and_pinned_by_sha256(tmp_path):
     with pytest.raises(DataError, match=f"mtbench.judge_prompts.sha256: .* has sha256 {sha}, the config pins 0+"):
         load_prompt_set({"name": "jp-stable", "source": str(path), "sha256": "0" * 64})
     assert JP_STABLE_JUDGE_PROMPTS["source"].startswith("https://raw.githubusercontent.com/Stability-AI/FastChat/e37eb28")
+
+
+def test_japanese_ratio_catches_answers_in_the_wrong_language():
+    from jaflow.evaluate.mtbench.judge import japanese_ratio
+
+    assert japanese_ratio("東京は日本の首都です。") == 1.0
+    assert japanese_ratio("Tokyo is the capital.") == 0.0
+    assert japanese_ratio("東京 is") == pytest.approx(2 / 4)
+    assert japanese_ratio("123 !?") is None
+    rows = [{"question_id": i, "category": "math", "turn": 1, "choice": 0, "score": 5, "status": "ok",
+             "ja_ratio": r} for i, r in enumerate((1.0, 0.5, None))]
+    assert score_rows(rows, "m")[0]["ja_ratio"] == pytest.approx(0.75)

@@ -99,7 +99,7 @@ def test_parse_failures_and_errors_are_counted_not_dropped(tmp_path, api_key):
         assert r["status"] == "parse_failed" and r["score"] == -1
         assert r["raw"] == ["評価できません", "わかりません"]  # both texts kept
     scores = Path(files["scores"]).read_text().splitlines()
-    assert any(line.startswith("m,extraction,1,,,0,1,0,False,judge-x,") for line in scores)
+    assert any(line.startswith("m,extraction,1,,,0,1,0,False,1,judge-x,") for line in scores)
     assert any(line.startswith("m,extraction,2,,,0,1,0,False,") for line in scores)
     assert any(line.startswith("m,coding,1,,,0,0,1,False") for line in scores)
     assert any(line.startswith("m,avg_score,1,,,6,1,1,False") for line in scores)
@@ -229,8 +229,10 @@ def test_outage_fails_the_job_and_a_plain_rerun_sends_only_the_missing_calls(tmp
     assert len(Path(files["cache"]).read_text().splitlines()) == 4  # every success kept
     first = set(server.answered)
 
+    usage = tmp_path / "usage.json"
     with JudgeServer(api_key=KEY, port=port) as server2:
-        table = judge_stage(**files, mtbench=mtbench_config(server2))
+        table = judge_stage(**files, usage=str(usage), mtbench=mtbench_config(
+            server2, price_per_million_tokens={"input": 2.0, "output": 8.0}))
     second = [body_key(b) for b in server2.seen]
     assert len(second) == len(set(second)) == 12 and not set(second) & first
     rows = read_jsonl(files["judgments"])
@@ -241,6 +243,13 @@ def test_outage_fails_the_job_and_a_plain_rerun_sends_only_the_missing_calls(tmp
     assert rows[0]["judge_settings"]["max_new_tokens"] == 64
     assert {r["judge_sha256"] for r in rows} == {table[0]["judge_sha256"]}
     assert table[0]["prompt_set"] == "jaflow-demo-ja" and table[0]["judge"] == "judge-x"
+    # tokens behind all 16 judgments (4 from the first run's cache), 12 calls sent now; the fake
+    # server bills 1 prompt + 1 completion token per reply
+    spent = json.loads(usage.read_text())
+    assert (spent["judgments"], spent["calls_sent_this_run"]) == (16, 12)
+    assert (spent["prompt_tokens"], spent["completion_tokens"]) == (16, 16)
+    assert spent["estimated_cost"] == pytest.approx((16 * 2.0 + 16 * 8.0) / 1e6)
+    assert all(r["ja_ratio"] == 1.0 for r in rows)  # "回答1です。" is all Japanese letters
 
 
 def test_retry_after_is_waited_and_malformed_replies_are_retried(tmp_path, api_key):

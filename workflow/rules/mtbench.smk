@@ -87,6 +87,7 @@ rule mtbench_judge:
     output:
         judgments="results/mtbench/{bench}/model_judgment/{judge}/{model}.jsonl",
         scores="results/mtbench/{bench}/scores/{judge}/{model}.csv",
+        usage="results/mtbench/{bench}/scores/{judge}/{model}.usage.json",
     params:
         mtbench=mtbench_judge_settings,
         questions=mtbench_questions_source,

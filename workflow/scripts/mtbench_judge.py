@@ -9,6 +9,7 @@ with jaflow.logs.log_to(snakemake.log[0]):
         questions=snakemake.params.questions,
         judgments=snakemake.output.judgments,
         scores=snakemake.output.scores,
+        usage=snakemake.output.usage,
         cache=snakemake.params.cache,
         model_id=snakemake.wildcards.model,
         mtbench=snakemake.params.mtbench,

@@ -202,18 +202,24 @@ class OpenAITransport:
             attempt += 1
 
     def _count(self, body: dict[str, Any]) -> None:
-        usage = body.get("usage") or {}
-        details = usage.get("completion_tokens_details") or {}
+        usage = call_usage(body)
         with self._lock:
             self.usage["requests"] += 1
-            for key in ("prompt_tokens", "completion_tokens"):
-                if isinstance(usage.get(key), int):
-                    self.usage[key] += usage[key]
-            if isinstance(details.get("reasoning_tokens"), int):
-                self.usage["reasoning_tokens"] += details["reasoning_tokens"]
+            for key, value in usage.items():
+                self.usage[key] += value
 
 
 TOKEN_PARAMS = ("max_tokens", "max_completion_tokens")
+
+
+def call_usage(body: Mapping[str, Any]) -> dict[str, int]:
+    """Tokens one reply says it cost: prompt, completion (reasoning included) and reasoning."""
+    usage = body.get("usage") or {}
+    details = usage.get("completion_tokens_details") or {}
+    out = {k: usage[k] for k in ("prompt_tokens", "completion_tokens") if isinstance(usage.get(k), int)}
+    if isinstance(details.get("reasoning_tokens"), int):
+        out["reasoning_tokens"] = details["reasoning_tokens"]
+    return out
 
 
 class OpenAIBackend:
@@ -289,17 +295,21 @@ class OpenAIBackend:
                 return True
         return False
 
-    def complete(self, messages: Sequence[Mapping[str, str]]) -> tuple[str | None, str | None, list[str]]:
+    def complete(
+        self, messages: Sequence[Mapping[str, str]]
+    ) -> tuple[str | None, str | None, list[str], dict[str, int]]:
+        """(output, error, transport events, token usage) of one judge call."""
         body, error, events = self.transport.request("chat", lambda: self.params(messages), self.adapt)
         if body is None:
-            return None, error, events
+            return None, error, events, {}
+        usage = call_usage(body)
         message = body["choices"][0].get("message") or {}
         content = message.get("content")
         if not isinstance(content, str):
             # a reasoning model that spent its whole budget thinking returns no content
             reason = body["choices"][0].get("finish_reason")
-            return "", None, [*events, f"no content (finish_reason {reason})"]
-        return content, None, events
+            return "", None, [*events, f"no content (finish_reason {reason})"], usage
+        return content, None, events, usage
 
     def run(self, calls: Sequence[Call], on_result: OnResult) -> None:
         stop = threading.Event()
@@ -308,11 +318,11 @@ class OpenAIBackend:
             if stop.is_set():
                 return
             try:
-                output, error, events = self.complete(call.messages)
+                output, error, events, usage = self.complete(call.messages)
             except JudgeFatal:
                 stop.set()  # calls already in flight finish; no new one starts
                 raise
-            on_result(call, output, error, events=events)  # in the worker: cached before the next
+            on_result(call, output, error, events=events, usage=usage)  # cached before the next
 
         pool = ThreadPoolExecutor(max_workers=self.concurrency)
         try:

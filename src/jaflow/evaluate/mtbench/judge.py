@@ -68,6 +68,21 @@ def strip_reasoning(text: str) -> str:
     return THINK_BLOCK.sub("", text).strip()
 
 
+def _is_japanese(ch: str) -> bool:
+    o = ord(ch)
+    return (0x3040 <= o <= 0x30FF or 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF
+            or 0xFF66 <= o <= 0xFF9F or o in (0x3005, 0x3006))
+
+
+def japanese_ratio(text: str) -> float | None:
+    """Share of the letters in `text` that are kana or kanji (None: no letters). An answer in
+    the wrong language shows as a low ratio beside its score."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return None
+    return sum(map(_is_japanese, letters)) / len(letters)
+
+
 @dataclass(frozen=True)
 class JudgeInfo:
     """Who judges: the name (output folders, rows) and what identifies it (cache keys, rows)."""
@@ -111,6 +126,7 @@ class JudgeRequest:
     answer_hash: str
     judge: JudgeInfo
     key: str = field(default="")
+    answer: str = field(default="", compare=False)  # the judged turn's answer, as the judge saw it
 
     @property
     def judge_model(self) -> str:
@@ -224,7 +240,7 @@ def single_requests(
                     question_id=q.question_id, category=q.category, model=model,
                     choice=int(choice.get("index", 0)), turn=turn, prompt=prompt,
                     messages=_messages(prompt, user), answer_hash=text_hash(ans[:turn]),
-                    judge=judge,
+                    judge=judge, answer=ans[turn - 1],
                 ).with_key())
     return requests
 
@@ -240,6 +256,7 @@ class JudgeCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self.outputs: dict[str, str] = {}
+        self.usage: dict[str, dict[str, int]] = {}  # tokens a call cost, where the backend said
         self.reload()
 
     def reload(self) -> None:
@@ -250,6 +267,8 @@ class JudgeCache:
                 try:
                     row = json.loads(line)
                     self.outputs[row["key"]] = row["output"]
+                    if row.get("usage"):
+                        self.usage[row["key"]] = row["usage"]
                 except (json.JSONDecodeError, KeyError, TypeError):
                     # a line cut short by a kill: that call is simply asked again
                     log.warning("%s:%d: unreadable cache line skipped", self.path, lineno)
@@ -257,12 +276,13 @@ class JudgeCache:
     def get(self, call: Call) -> str | None:
         return self.outputs.get(call.key)
 
-    def put(self, call: Call, output: str) -> None:
+    def put(self, call: Call, output: str, usage: Mapping[str, int] | None = None) -> None:
         r = call.request
         row = {
             "key": call.key, "request": r.key, "question_id": r.question_id, "model": r.model,
             "choice": r.choice, "turn": r.turn, "judge": [r.judge_model, r.prompt.name],
             "judge_sha256": r.judge.sha256, "attempt": call.attempt, "output": output,
+            "usage": dict(usage) if usage else None,
         }
         data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
         with self._lock, open(self.path, "ab") as f:
@@ -279,6 +299,8 @@ class JudgeCache:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
             self.outputs[call.key] = output
+            if usage:
+                self.usage[call.key] = dict(usage)
 
 
 # -- backends ----------------------------------------------------------------------------
@@ -304,6 +326,8 @@ class Judgment:
     score: float | None = None
     error: str | None = None
     events: list[str] = field(default_factory=list)  # transport: retries, malformed replies
+    usage: dict[str, int] = field(default_factory=dict)  # tokens of its calls (when reported)
+    ja_ratio: float | None = None  # Japanese share of the judged answer's letters
 
     @property
     def status(self) -> str:
@@ -328,6 +352,8 @@ class Judgment:
             "raw": self.outputs,
             "error": self.error,
             "transport": self.events,
+            "usage": self.usage,
+            "ja_ratio": self.ja_ratio,
             "judge_sha256": r.judge.sha256,
             "prompt_set": dict(r.judge.prompt_set),
             "judge_settings": dict(r.judge.settings),
@@ -355,9 +381,10 @@ def run_judgments(
     sent = {"n": 0}
     lock = threading.Lock()
 
-    def on_result(call: Call, output: str | None, error: str | None, events: Sequence[str] = ()) -> None:
+    def on_result(call: Call, output: str | None, error: str | None, events: Sequence[str] = (),
+                  usage: Mapping[str, int] | None = None) -> None:
         if output is not None:
-            cache.put(call, output)
+            cache.put(call, output, usage)
         with lock:
             errors[call.key] = error
             history.setdefault(call.request.key, []).extend(events)
@@ -375,12 +402,15 @@ def run_judgments(
                 j.error = errors.get(c.key) or "no output"
                 continue
             j.outputs.append(output)
+            for k, v in (cache.usage.get(c.key) or {}).items():
+                j.usage[k] = j.usage.get(k, 0) + v
             j.score = parse(output)
             if j.score is None and attempt == 0:
                 retry.append((j, follow_up(c, output)))
         calls = retry
     for j in judgments:
         j.events = history.get(j.request.key, [])
+        j.ja_ratio = japanese_ratio(j.request.answer)
     done = judgments
     n_failed = sum(j.status == "parse_failed" for j in done)
     n_errors = sum(j.status == "error" for j in done)

@@ -84,7 +84,7 @@ def pair_requests(
                 requests.append(JudgeRequest(
                     question_id=q.question_id, category=q.category, model=f"{model}__{baseline}",
                     choice=order, turn=turn, prompt=prompt, messages=_messages(prompt, user),
-                    answer_hash=text_hash(a[:turn], b[:turn]), judge=judge,
+                    answer_hash=text_hash(a[:turn], b[:turn]), judge=judge, answer=mine[turn - 1],
                 ).with_key())
     return requests
 

@@ -26,7 +26,7 @@ from jaflow.evaluate.mtbench.judge import (
     single_requests,
 )
 from jaflow.evaluate.mtbench.scores import score_rows, write_scores_csv
-from jaflow.io import write_jsonl
+from jaflow.io import write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,28 @@ class LazyBackend:
     def __init__(self, factory: Callable[[], Backend]):
         self.factory = factory
         self.backend: Backend | None = None
+        self.sent = 0
 
     def run(self, calls: Sequence[Call], on_result: OnResult) -> None:
         if self.backend is None:
             self.backend = self.factory()
+        self.sent += len(calls)
         self.backend.run(calls, on_result)
+
+
+def usage_summary(rows: Sequence[dict[str, Any]], judge: dict[str, Any], sent: int) -> dict[str, Any]:
+    """Tokens behind these judgments (whenever their calls were sent) and their estimated cost."""
+    totals: dict[str, int] = {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0}
+    for r in rows:
+        for k, v in (r["usage"] or {}).items():
+            totals[k] = totals.get(k, 0) + v
+    price = judge["price_per_million_tokens"]
+    cost = None
+    if price is not None:
+        cost = (totals["prompt_tokens"] * price["input"] + totals["completion_tokens"] * price["output"]) / 1e6
+    return {"judge": judge["model"], "backend": judge["backend"], "judgments": len(rows),
+            "calls_sent_this_run": sent, **totals, "price_per_million_tokens": price,
+            "estimated_cost": cost}
 
 
 def answer_stage(
@@ -73,14 +90,19 @@ def _judge(mtbench: dict[str, Any], judge_hf: dict[str, Any] | None, backend: Ba
              judge["backend"], info.sha256[:16], prompt_set.name, prompt_set.sha256, dict(info.settings))
     if backend is None:
         backend = LazyBackend(lambda: make_backend(judge, judge_hf, batch_size=mtbench["batch_size"]))
+    else:
+        given = backend
+        backend = LazyBackend(lambda: given)
     return prompt_set, info, backend
 
 
 def judge_stage(
     *, answers: str, questions: str, judgments: str, scores: str, cache: str, model_id: str,
     mtbench: dict[str, Any], judge_hf: dict[str, Any] | None = None, backend: Backend | None = None,
+    usage: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Judge one model's answers, write its judgments and scores; returns the score rows.
+    """Judge one model's answers, write its judgments, scores (and `usage`: tokens, cost);
+    returns the score rows.
 
     Raises JudgeFailed (writing nothing) when more judgments than judge.max_failures stay failed.
     """
@@ -94,14 +116,18 @@ def judge_stage(
     )
     log.info("%d judgment(s) for %s by %s", len(requests), model_id, info.name)
     done = run_judgments(requests, backend, JudgeCache(cache))
-    usage = getattr(getattr(backend, "backend", backend), "usage", None)
-    if usage:
-        log.info("judge usage this run: %s", usage)
+    spent = getattr(backend.backend, "usage", None)
+    if spent:
+        log.info("judge usage this run: %s", spent)
     check_failures(done, mtbench["judge"]["max_failures"], cache)
     rows = judgment_rows(done)
     write_jsonl(judgments, rows)
     table = score_rows(rows, model_id, judge=info)
     write_scores_csv(scores, table)
+    if usage:
+        summary = usage_summary(rows, mtbench["judge"], backend.sent)
+        write_json(usage, summary)
+        log.info("judge tokens and cost: %s", summary)
     failed = sum(r["status"] == "parse_failed" for r in rows)
     errors = sum(r["status"] == "error" for r in rows)
     log.info("%s: %d judgments, %d parse failure(s), %d error(s) -> %s", model_id, len(rows), failed, errors, scores)

@@ -9,6 +9,8 @@ With both turns judged, rows with turn `all` pool the two turns (FastChat's "Ave
 `complete` is false when any judgment behind the row failed (allowed by judge.max_failures): a
 report must mark that cell (and the radar) as incomplete. The provenance columns say who judged:
 `judge` (name), `judge_sha256` (identity + settings + prompt set), `prompt_set`, `prompt_sha256`.
+`ja_ratio` is the mean share of kana/kanji among the judged answers' letters (an answer in the
+wrong language shows up here before it does in the score).
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ from typing import Any
 from jaflow.evaluate.mtbench.categories import AVG_ROW, table_order
 
 COLUMNS = ("model", "category", "turn", "score", "stdev", "n", "n_failed", "n_errors", "complete",
-           "judge", "judge_sha256", "prompt_set", "prompt_sha256")
+           "ja_ratio", "judge", "judge_sha256", "prompt_set", "prompt_sha256")
+
+
+def _ja_ratio(rows: Sequence[Mapping[str, Any]]) -> float:
+    values = [float(r["ja_ratio"]) for r in rows if r.get("ja_ratio") is not None]
+    return _mean(values)
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -80,14 +87,15 @@ def _score_rows(rows: list[Mapping[str, Any]], model: str) -> list[dict[str, Any
             n, n_failed, n_errors = _counts(sel)
             cat_scores[category] = _mean(valid)
             out.append(dict(model=model, category=category, turn=turn, score=cat_scores[category],
-                            stdev=_stdev(list(means.values())), n=n, n_failed=n_failed, n_errors=n_errors))
+                            stdev=_stdev(list(means.values())), n=n, n_failed=n_failed, n_errors=n_errors,
+                            ja_ratio=_ja_ratio(sel)))
         complete = all(not math.isnan(s) for s in cat_scores.values())
         avg = _mean(list(cat_scores.values())) if complete else math.nan
         choice_avgs = [_mean(list(m.values())) for m in per_choice.values() if len(m) == len(categories)]
         n, n_failed, n_errors = _counts(in_turn)
         out.append(dict(model=model, category=AVG_ROW, turn=turn, score=avg,
                         stdev=_stdev(choice_avgs) if complete else math.nan,
-                        n=n, n_failed=n_failed, n_errors=n_errors))
+                        n=n, n_failed=n_failed, n_errors=n_errors, ja_ratio=_ja_ratio(in_turn)))
     return out
 
 

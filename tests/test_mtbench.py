@@ -325,3 +325,27 @@ def test_japanese_ratio_catches_answers_in_the_wrong_language():
     rows = [{"question_id": i, "category": "math", "turn": 1, "choice": 0, "score": 5, "status": "ok",
              "ja_ratio": r} for i, r in enumerate((1.0, 0.5, None))]
     assert score_rows(rows, "m")[0]["ja_ratio"] == pytest.approx(0.75)
+
+
+def test_judges_compared_on_the_same_answers(tmp_path):
+    from jaflow.evaluate.mtbench.compare import judge_table
+    from jaflow.evaluate.mtbench.judge import JudgeInfo
+
+    def scores(judge, offset, failed=()):
+        rows = [{"question_id": i, "category": c, "turn": 1, "choice": 0,
+                 "score": -1 if c in failed else 5 + offset, "status": "parse_failed" if c in failed else "ok"}
+                for i, c in enumerate(("math", "writing"))]
+        info = JudgeInfo(judge, {"backend": "openai", "model": judge}, {}, {"name": "jp", "sha256": "0" * 64})
+        path = tmp_path / judge / "m.csv"
+        path.parent.mkdir()
+        write_scores_csv(str(path), score_rows(rows, "m", judge=info))
+        return path
+
+    table = judge_table([scores("gpt-a", 0), scores("gpt-b", 2, failed=("writing",))])
+    assert list(table.columns) == ["model", "category", "gpt-a [jp]", "gpt-b [jp]", "spread"]
+    by_cat = {r["category"]: r for r in table.to_dict("records")}
+    assert list(by_cat) == ["math", "writing", AVG_ROW]
+    assert by_cat["math"]["gpt-a [jp]"] == "5.00" and by_cat["math"]["gpt-b [jp]"] == "7.00"
+    assert by_cat["math"]["spread"] == "2.00"
+    assert by_cat["writing"]["gpt-b [jp]"] == "*"  # no valid rating, and marked incomplete
+    assert by_cat[AVG_ROW]["gpt-b [jp]"] == "*"

@@ -55,6 +55,13 @@ class JudgeServer:
         self.models = models
         self.reasoning = reasoning
         self.times: list[float] = []  # arrival time of each request (after the auth check)
+        # the Batch API: uploaded files, batches (done once `batch_release` is set), polls
+        self.files: dict[str, bytes] = {}
+        self.batches: dict[str, dict] = {}
+        self.batch_created = threading.Event()
+        self.batch_release = threading.Event()
+        self.batch_release.set()
+        self.batch_polls = 0
         self.refused: Counter[str] = Counter()
         self.hang_after = hang_after  # answer this many requests, then hang and set `hung`
         self.sleep = sleep
@@ -95,8 +102,35 @@ class JudgeServer:
                 return self._send(code, {"error": {"message": message, "type": "invalid_request_error",
                                                    "param": param, "code": kind}})
 
+            def _authorized(self) -> bool:
+                if self.headers.get("Authorization") == f"Bearer {server.api_key}":
+                    return True
+                with server.lock:
+                    server.bad_auth += 1
+                self._send(401, {"error": {"message": "bad key", "type": "auth"}})
+                return False
+
+            def do_GET(self):  # the Batch API: batch status, file contents
+                if not self._authorized():
+                    return
+                parts = self.path.strip("/").split("/")  # v1/batches/<id> or v1/files/<id>/content
+                with server.lock:
+                    server.batch_polls += 1
+                if parts[1] == "batches":
+                    return self._send(200, server.batch_object(parts[2]))
+                return self._raw(200, server.files[parts[2]])
+
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.path.endswith("/files"):  # multipart upload of a batch input file
+                    if not self._authorized():
+                        return
+                    return self._send(200, server.upload(self.headers["Content-Type"], raw))
+                body = json.loads(raw)
+                if self.path.endswith("/batches"):
+                    if not self._authorized():
+                        return
+                    return self._send(200, server.create_batch(body))
                 if self.headers.get("Authorization") != f"Bearer {server.api_key}":
                     with server.lock:
                         server.bad_auth += 1
@@ -155,6 +189,52 @@ class JudgeServer:
     @property
     def port(self) -> int:
         return self.httpd.server_address[1]
+
+    def upload(self, content_type: str, raw: bytes) -> dict:
+        import email
+        import email.policy
+
+        msg = email.message_from_bytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw,
+                                       policy=email.policy.HTTP)
+        data = next(p.get_payload(decode=True) for p in msg.iter_parts() if p.get_param("name", header="content-disposition") == "file")
+        with self.lock:
+            file_id = f"file-{len(self.files) + 1}"
+            self.files[file_id] = data
+        return {"id": file_id, "object": "file", "bytes": len(data), "created_at": 0,
+                "filename": "input.jsonl", "purpose": "batch", "status": "processed"}
+
+    def create_batch(self, body: dict) -> dict:
+        with self.lock:
+            batch_id = f"batch_{len(self.batches) + 1}"
+            self.batches[batch_id] = {"input": body["input_file_id"], "output": None}
+        self.batch_created.set()
+        return self.batch_object(batch_id)
+
+    def batch_object(self, batch_id: str) -> dict:
+        """The batch; once released, its requests are answered (each line as a chat call)."""
+        with self.lock:
+            batch = self.batches[batch_id]
+            done = self.batch_release.is_set()
+            if done and batch["output"] is None:
+                lines = []
+                for line in self.files[batch["input"]].decode().splitlines():
+                    req = json.loads(line)
+                    self.seen.append(req["body"])
+                    self.answered[body_key(req["body"])] += 1
+                    text = self.reply(req["body"], None)
+                    lines.append(json.dumps({"id": f"r-{req['custom_id'][:8]}", "custom_id": req["custom_id"],
+                                             "response": {"status_code": 200, "request_id": "x", "body": {
+                                                 "id": "c", "object": "chat.completion", "model": req["body"]["model"],
+                                                 "choices": [{"index": 0, "finish_reason": "stop",
+                                                              "message": {"role": "assistant", "content": text}}],
+                                                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}},
+                                             "error": None}, ensure_ascii=False))
+                out_id = f"file-out-{batch_id}"
+                self.files[out_id] = ("\n".join(lines) + "\n").encode()
+                batch["output"] = out_id
+        return {"id": batch_id, "object": "batch", "endpoint": "/v1/chat/completions", "input_file_id": batch["input"],
+                "completion_window": "24h", "created_at": 0, "status": "completed" if done else "in_progress",
+                "output_file_id": batch["output"], "error_file_id": None}
 
     def reply(self, body: dict, fault: str | None) -> str:
         messages = body["messages"]

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -295,3 +296,45 @@ def test_a_reasoning_model_judge_is_adapted_to(tmp_path, api_key, effort):
     with JudgeServer(api_key=KEY, reasoning=True) as server2:
         judge_stage(**files2, mtbench=mtbench_config(server2, temperature=None, token_param="max_completion_tokens"))
     assert not server2.refused and server2.arrivals == 16
+
+
+def test_batch_judging_completes_and_resumes_after_a_kill(tmp_path, api_key):
+    files = setup_files(tmp_path)
+    log = tmp_path / "logs" / "judge.log"
+    with JudgeServer(api_key=KEY) as server:
+        server.batch_release.clear()  # the batch stays in progress until released
+        mt = mtbench_config(server, batch=True, batch_poll_interval=0.05, timeout=5)
+        args = tmp_path / "args.json"
+        args.write_text(json.dumps({**files, "mtbench": mt, "log": str(log)}))
+        script = tmp_path / "run_judge.py"
+        script.write_text(RUN_JUDGE)
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+        proc = subprocess.Popen([sys.executable, str(script), str(args)], env=env)
+        try:
+            assert server.batch_created.wait(120), "no batch was submitted"
+            for _ in range(600):  # polling means the batch is recorded in the state file
+                if server.batch_polls:
+                    break
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert len(server.batches) == 1 and not server.answered
+        state = Path(files["cache"] + ".m.batches.json")
+        assert list(json.loads(state.read_text())) == ["batch_1"]
+        assert not Path(files["judgments"]).exists()
+
+        server.batch_release.set()  # the batch finishes while nobody watches; a rerun collects it
+        judge_stage(**files, mtbench=mt)
+        assert len(server.batches) == 1, "the killed run's batch was submitted again"
+        assert sum(server.answered.values()) == 16 and set(server.answered.values()) == {1}
+        assert not server.seen or all("max_tokens" in b for b in server.seen)
+        assert server.arrivals == 0  # no chat call outside the batch
+        rows = read_jsonl(files["judgments"])
+        assert {(r["question_id"], r["turn"]): r["score"] for r in rows} == expected_scores()
+        assert json.loads(state.read_text()) == {}
+        polls = server.batch_polls
+        judge_stage(**files, mtbench=mt)  # all cached: nothing submitted or polled
+        assert len(server.batches) == 1 and server.batch_polls == polls

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from jaflow.errors import ConfigError, JaflowError
@@ -333,6 +334,133 @@ class OpenAIBackend:
         log.info("mtbench.judge usage: %s", json.dumps(self.usage))
 
 
+BATCH_DONE = ("completed", "failed", "expired", "cancelled")
+
+
+class BatchBackend:
+    """OpenAI's Batch API (`judge.batch: true`, half the price): the missing calls go up as one
+    batch, polled until done; results land in the same cache. Submitted batches are recorded in
+    a state file before polling, so a killed run resumes by polling them, never resubmitting."""
+
+    name = "openai-batch"
+
+    def __init__(self, judge: Mapping[str, Any], state: str | os.PathLike):
+        self.chat = OpenAIBackend(
+            judge["model"], base_url=judge["base_url"], api_key_env=judge["api_key_env"],
+            concurrency=1, timeout=judge["timeout"], max_retries=judge["max_retries"],
+            max_new_tokens=judge["max_new_tokens"], backoff=judge["retry_backoff"],
+            max_backoff=judge["retry_max_backoff"], temperature=judge["temperature"],
+            token_param=judge["token_param"], reasoning_effort=judge["reasoning_effort"],
+        )
+        self.transport = self.chat.transport
+        self.client = self.transport.client
+        self.poll = judge["batch_poll_interval"]
+        self.state = Path(state)
+        self.usage = self.transport.usage
+
+    # -- state: {batch_id: [call keys]} of batches submitted and not yet collected ---------------
+
+    def _load(self) -> dict[str, list[str]]:
+        if not self.state.exists():
+            return {}
+        return json.loads(self.state.read_text(encoding="utf-8"))
+
+    def _save(self, state: dict[str, list[str]]) -> None:
+        from jaflow.io import write_json
+
+        write_json(self.state, state)
+
+    def _api(self, what: str, fn: Callable[[], Any]) -> Any:
+        """One batch-API call with the transport's retry policy for transient faults."""
+        o = self.transport._openai
+        for attempt in range(self.transport.max_retries + 1):
+            try:
+                return fn()
+            except o.APIStatusError as e:
+                if e.status_code in FATAL_STATUS or not self.transport._retryable(e):
+                    raise self.transport.fatal(e) from None
+                wait = retry_after(e.response.headers if e.response is not None else None)
+                error = f"HTTP {e.status_code}: {server_message(e)}"
+            except o.APIConnectionError as e:
+                wait, error = None, f"{type(e).__name__}: {e}"
+            if attempt == self.transport.max_retries:
+                raise JudgeFatal(f"mtbench.judge.batch: {what} failed after retries: {self.transport.scrub(error)}")
+            time.sleep(self.transport.delay(attempt, wait))
+        raise AssertionError("unreachable")
+
+    def _submit(self, calls: Sequence[Call]) -> str:
+        lines = [json.dumps({"custom_id": c.key, "method": "POST", "url": "/v1/chat/completions",
+                             "body": self.chat.params(c.messages)}, ensure_ascii=False) for c in calls]
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        upload = self._api("upload", lambda: self.client.files.create(file=("judge_batch.jsonl", data), purpose="batch"))
+        batch = self._api("create", lambda: self.client.batches.create(
+            input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"))
+        log.info("mtbench.judge.batch: submitted %s with %d call(s)", batch.id, len(calls))
+        return batch.id
+
+    def run(self, calls: Sequence[Call], on_result: OnResult) -> None:
+        by_key = {c.key: c for c in calls}
+        state = self._load()
+        pending = {k for keys in state.values() for k in keys}
+        new = [c for c in calls if c.key not in pending]
+        if new:
+            state[self._submit(new)] = [c.key for c in new]
+            self._save(state)  # before polling: a kill from here on resumes this batch
+        for batch_id in list(state):
+            keys = state[batch_id]
+            if not set(keys) & set(by_key):  # every call of it is cached already
+                del state[batch_id]
+                self._save(state)
+                continue
+            while True:
+                batch = self._api("poll", lambda b=batch_id: self.client.batches.retrieve(b))
+                if batch.status in BATCH_DONE:
+                    break
+                time.sleep(self.poll)
+            self._collect(batch, keys, by_key, on_result)
+            del state[batch_id]
+            self._save(state)
+
+    def _collect(self, batch: Any, keys: Sequence[str], by_key: Mapping[str, Call], on_result: OnResult) -> None:
+        seen: set[str] = set()
+        for file_id in (batch.output_file_id, getattr(batch, "error_file_id", None)):
+            if not file_id:
+                continue
+            text = self._api("download", lambda fid=file_id: self.client.files.content(fid).text)
+            for line in text.splitlines():
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    custom_id = row["custom_id"]
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    log.warning("mtbench.judge.batch: %s: malformed result line %.120r", batch.id, line)
+                    continue
+                call = by_key.get(custom_id)
+                if call is None or custom_id in seen:
+                    continue
+                seen.add(custom_id)
+                response = row.get("response") or {}
+                body = response.get("body") or {}
+                try:
+                    content = body["choices"][0]["message"]["content"]
+                except (KeyError, IndexError, TypeError):
+                    content = None
+                if response.get("status_code") == 200 and isinstance(content, str):
+                    usage = call_usage(body)
+                    with self.transport._lock:
+                        self.usage["requests"] += 1
+                        for k, v in usage.items():
+                            self.usage[k] += v
+                    on_result(call, content, None, usage=usage)
+                else:
+                    error = row.get("error") or body.get("error") or f"HTTP {response.get('status_code')}"
+                    on_result(call, None, self.transport.scrub(f"batch {batch.id}: {error}"[:300]))
+        for key in keys:
+            if key in by_key and key not in seen:
+                on_result(by_key[key], None, f"batch {batch.id} ended {batch.status} without this call")
+
+
 class HFBackend:
     """A local judge model through transformers: greedy, batched, fully offline."""
 
@@ -423,8 +551,13 @@ def check_judge_env(judge: Mapping[str, Any]) -> None:
         api_key(judge["api_key_env"], "mtbench.judge.api_key_env")
 
 
-def make_backend(judge: Mapping[str, Any], judge_hf: dict[str, Any] | None, batch_size: int) -> Any:
+def make_backend(judge: Mapping[str, Any], judge_hf: dict[str, Any] | None, batch_size: int,
+                 batch_state: str | os.PathLike | None = None) -> Any:
     """The backend `mtbench.judge` asks for; `judge_hf` is the graph's hf_args when judge.model is a graph model."""
+    if judge["backend"] == "openai" and judge["batch"]:
+        if batch_state is None:
+            raise ConfigError("mtbench.judge.batch: needs a state file beside the judge cache")
+        return BatchBackend(judge, batch_state)
     if judge["backend"] == "openai":
         return OpenAIBackend(
             judge["model"], base_url=judge["base_url"], api_key_env=judge["api_key_env"],

@@ -80,7 +80,7 @@ def answer_stage(
     log.info("wrote %d answers to %s", len(records), output)
 
 
-def _judge(mtbench: dict[str, Any], judge_hf: dict[str, Any] | None, backend: Backend | None):
+def _judge(mtbench: dict[str, Any], judge_hf: dict[str, Any] | None, backend: Backend | None, state: str):
     from jaflow.evaluate.mtbench.backends import judge_info, make_backend
 
     judge = mtbench["judge"]
@@ -89,7 +89,8 @@ def _judge(mtbench: dict[str, Any], judge_hf: dict[str, Any] | None, backend: Ba
     log.info("judge %s (%s), identity %s, prompt set %s (sha256 %s), settings %s", info.name,
              judge["backend"], info.sha256[:16], prompt_set.name, prompt_set.sha256, dict(info.settings))
     if backend is None:
-        backend = LazyBackend(lambda: make_backend(judge, judge_hf, batch_size=mtbench["batch_size"]))
+        backend = LazyBackend(lambda: make_backend(judge, judge_hf, batch_size=mtbench["batch_size"],
+                                                   batch_state=state))
     else:
         given = backend
         backend = LazyBackend(lambda: given)
@@ -106,7 +107,8 @@ def judge_stage(
 
     Raises JudgeFailed (writing nothing) when more judgments than judge.max_failures stay failed.
     """
-    prompt_set, info, backend = _judge(mtbench, judge_hf, backend)
+    # batch: true keeps the batches this job submitted and has not collected yet here
+    prompt_set, info, backend = _judge(mtbench, judge_hf, backend, f"{cache}.{model_id}.batches.json")
     qs = load_questions(questions)
     requests = single_requests(
         qs, load_answers(answers), load_references(mtbench["reference_answers"], qs), prompt_set.prompts,
@@ -154,7 +156,8 @@ def pairwise_stage(
     )
     from jaflow.io import atomic_path
 
-    prompt_set, info, backend = _judge(mtbench, judge_hf, backend)
+    state = f"{cache}.{model_id}__{baseline}.batches.json"
+    prompt_set, info, backend = _judge(mtbench, judge_hf, backend, state)
     qs = load_questions(questions)
     requests = pair_requests(
         qs, load_answers(answers), load_answers(baseline_answers),

@@ -22,7 +22,9 @@ MARK = re.compile(r"<<(\d+(?:\.\d+)?)>>")
 
 
 def body_key(body: dict) -> str:
-    return hashlib.sha256(json.dumps(body["messages"], ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(body["messages"], ensure_ascii=False, sort_keys=True).encode()
+    ).hexdigest()
 
 
 def any_rating(user_prompt: str) -> int:
@@ -45,10 +47,18 @@ class JudgeServer:
     `models`: the model names it serves (others get a 404 naming the model).
     `reasoning`: refuse max_tokens and any temperature but 1, as OpenAI's reasoning models do."""
 
-    def __init__(self, faults: dict[int, str] | None = None, hang_after: int | None = None,
-                 sleep: float = 2.0, api_key: str = "sk-test", down_until: int = 0,
-                 models: tuple[str, ...] | None = None, reasoning: bool = False, rate_any: bool = False,
-                 port: int = 0):
+    def __init__(
+        self,
+        faults: dict[int, str] | None = None,
+        hang_after: int | None = None,
+        sleep: float = 2.0,
+        api_key: str = "sk-test",
+        down_until: int = 0,
+        models: tuple[str, ...] | None = None,
+        reasoning: bool = False,
+        rate_any: bool = False,
+        port: int = 0,
+    ):
         self.faults = dict(faults or {})
         self.rate_any = rate_any  # rate answers without a hidden mark too (see `any_rating`)
         self.down_until = down_until
@@ -99,8 +109,17 @@ class JudgeServer:
             def _refuse(self, code: int, kind: str, message: str, param: str | None = None) -> None:
                 with server.lock:
                     server.refused[kind] += 1
-                return self._send(code, {"error": {"message": message, "type": "invalid_request_error",
-                                                   "param": param, "code": kind}})
+                return self._send(
+                    code,
+                    {
+                        "error": {
+                            "message": message,
+                            "type": "invalid_request_error",
+                            "param": param,
+                            "code": kind,
+                        }
+                    },
+                )
 
             def _authorized(self) -> bool:
                 if self.headers.get("Authorization") == f"Bearer {server.api_key}":
@@ -136,22 +155,36 @@ class JudgeServer:
                         server.bad_auth += 1
                     return self._send(401, {"error": {"message": "bad key", "type": "auth"}})
                 if server.models is not None and body["model"] not in server.models:
-                    return self._refuse(404, "model_not_found",
-                                        f"The model `{body['model']}` does not exist or you do not have access to it.")
+                    return self._refuse(
+                        404,
+                        "model_not_found",
+                        f"The model `{body['model']}` does not exist or you do not have access to it.",
+                    )
                 if server.reasoning and "max_tokens" in body:
-                    return self._refuse(400, "unsupported_parameter", "Unsupported parameter: 'max_tokens' is "
-                                        "not supported with this model. Use 'max_completion_tokens' instead.",
-                                        "max_tokens")
+                    return self._refuse(
+                        400,
+                        "unsupported_parameter",
+                        "Unsupported parameter: 'max_tokens' is "
+                        "not supported with this model. Use 'max_completion_tokens' instead.",
+                        "max_tokens",
+                    )
                 if server.reasoning and body.get("temperature", 1) != 1:
-                    return self._refuse(400, "unsupported_value", "Unsupported value: 'temperature' does not "
-                                        "support 0 with this model. Only the default (1) value is supported.",
-                                        "temperature")
+                    return self._refuse(
+                        400,
+                        "unsupported_value",
+                        "Unsupported value: 'temperature' does not "
+                        "support 0 with this model. Only the default (1) value is supported.",
+                        "temperature",
+                    )
                 with server.lock:
                     server.arrivals += 1
                     n = server.arrivals
                     server.seen.append(body)
                     server.times.append(time.monotonic())
-                    hang = server.hang_after is not None and server.answered.total() >= server.hang_after
+                    hang = (
+                        server.hang_after is not None
+                        and server.answered.total() >= server.hang_after
+                    )
                 if hang:
                     server.hung.set()
                     server.release.wait(30)
@@ -160,12 +193,17 @@ class JudgeServer:
                 if n <= server.down_until:
                     return self._send(500, {"error": {"message": "outage", "type": "server"}})
                 if fault == "retry_after":
-                    return self._raw(429, b'{"error": {"message": "wait", "type": "rate_limit"}}',
-                                     {"Retry-After": "1"})
+                    return self._raw(
+                        429,
+                        b'{"error": {"message": "wait", "type": "rate_limit"}}',
+                        {"Retry-After": "1"},
+                    )
                 if fault == "malformed":
                     return self._raw(200, b'{"id": "cmpl-x", "choices": [{"message": {"content": "')
                 if fault == "429":
-                    return self._send(429, {"error": {"message": "slow down", "type": "rate_limit"}})
+                    return self._send(
+                        429, {"error": {"message": "slow down", "type": "rate_limit"}}
+                    )
                 if fault == "500":
                     return self._send(500, {"error": {"message": "boom", "type": "server"}})
                 if fault == "timeout":
@@ -174,12 +212,23 @@ class JudgeServer:
                 text = server.reply(body, fault)
                 with server.lock:
                     server.answered[body_key(body)] += 1
-                self._send(200, {
-                    "id": f"cmpl-{n}", "object": "chat.completion", "created": 0, "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": text}}],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                })
+                self._send(
+                    200,
+                    {
+                        "id": f"cmpl-{n}",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": text},
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    },
+                )
 
         # `port`: a rerun must reach the same endpoint (the base_url is part of the judge's identity)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
@@ -194,14 +243,26 @@ class JudgeServer:
         import email
         import email.policy
 
-        msg = email.message_from_bytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw,
-                                       policy=email.policy.HTTP)
-        data = next(p.get_payload(decode=True) for p in msg.iter_parts() if p.get_param("name", header="content-disposition") == "file")
+        msg = email.message_from_bytes(
+            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw, policy=email.policy.HTTP
+        )
+        data = next(
+            p.get_payload(decode=True)
+            for p in msg.iter_parts()
+            if p.get_param("name", header="content-disposition") == "file"
+        )
         with self.lock:
             file_id = f"file-{len(self.files) + 1}"
             self.files[file_id] = data
-        return {"id": file_id, "object": "file", "bytes": len(data), "created_at": 0,
-                "filename": "input.jsonl", "purpose": "batch", "status": "processed"}
+        return {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(data),
+            "created_at": 0,
+            "filename": "input.jsonl",
+            "purpose": "batch",
+            "status": "processed",
+        }
 
     def create_batch(self, body: dict) -> dict:
         with self.lock:
@@ -222,19 +283,51 @@ class JudgeServer:
                     self.seen.append(req["body"])
                     self.answered[body_key(req["body"])] += 1
                     text = self.reply(req["body"], None)
-                    lines.append(json.dumps({"id": f"r-{req['custom_id'][:8]}", "custom_id": req["custom_id"],
-                                             "response": {"status_code": 200, "request_id": "x", "body": {
-                                                 "id": "c", "object": "chat.completion", "model": req["body"]["model"],
-                                                 "choices": [{"index": 0, "finish_reason": "stop",
-                                                              "message": {"role": "assistant", "content": text}}],
-                                                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}},
-                                             "error": None}, ensure_ascii=False))
+                    lines.append(
+                        json.dumps(
+                            {
+                                "id": f"r-{req['custom_id'][:8]}",
+                                "custom_id": req["custom_id"],
+                                "response": {
+                                    "status_code": 200,
+                                    "request_id": "x",
+                                    "body": {
+                                        "id": "c",
+                                        "object": "chat.completion",
+                                        "model": req["body"]["model"],
+                                        "choices": [
+                                            {
+                                                "index": 0,
+                                                "finish_reason": "stop",
+                                                "message": {"role": "assistant", "content": text},
+                                            }
+                                        ],
+                                        "usage": {
+                                            "prompt_tokens": 1,
+                                            "completion_tokens": 1,
+                                            "total_tokens": 2,
+                                        },
+                                    },
+                                },
+                                "error": None,
+                            },
+                            ensure_ascii=False,
+                        )
+                    )
                 out_id = f"file-out-{batch_id}"
                 self.files[out_id] = ("\n".join(lines) + "\n").encode()
                 batch["output"] = out_id
-        return {"id": batch_id, "object": "batch", "endpoint": "/v1/chat/completions", "input_file_id": batch["input"],
-                "completion_window": "24h", "created_at": 0, "status": "completed" if done else "in_progress",
-                "output_file_id": batch["output"], "error_file_id": None}
+        return {
+            "id": batch_id,
+            "object": "batch",
+            "endpoint": "/v1/chat/completions",
+            "input_file_id": batch["input"],
+            "completion_window": "24h",
+            "created_at": 0,
+            "status": "completed" if done else "in_progress",
+            "output_file_id": batch["output"],
+            "error_file_id": None,
+        }
 
     def reply(self, body: dict, fault: str | None) -> str:
         messages = body["messages"]
@@ -278,8 +371,14 @@ class ModelServer:
     def __init__(self, model_dir: str, served_name: str, think: str = ""):
         from jaflow.evaluate.mtbench.generation import load_model
 
-        hf_args = {"pretrained": str(model_dir), "peft": None, "tokenizer": None, "use_fast": True,
-                   "trust_remote_code": False, "dtype": "float32"}
+        hf_args = {
+            "pretrained": str(model_dir),
+            "peft": None,
+            "tokenizer": None,
+            "use_fast": True,
+            "trust_remote_code": False,
+            "dtype": "float32",
+        }
         self.model, self.tokenizer = load_model(hf_args)
         self.served_name = served_name
         self.think = think
@@ -302,15 +401,32 @@ class ModelServer:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if body.get("model") != server.served_name:
-                    return self._send(404, {"error": {"message": f"model {body.get('model')} not served"}})
+                    return self._send(
+                        404, {"error": {"message": f"model {body.get('model')} not served"}}
+                    )
                 chat = self.path.endswith("/chat/completions")
                 with server.lock:
                     server.requests.append(("chat" if chat else "completions", body))
                     text = server.complete(body, chat)
-                choice = ({"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
-                          if chat else {"index": 0, "finish_reason": "stop", "text": text})
-                self._send(200, {"id": "x", "object": "chat.completion" if chat else "text_completion",
-                                 "created": 0, "model": server.served_name, "choices": [choice]})
+                choice = (
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": text},
+                    }
+                    if chat
+                    else {"index": 0, "finish_reason": "stop", "text": text}
+                )
+                self._send(
+                    200,
+                    {
+                        "id": "x",
+                        "object": "chat.completion" if chat else "text_completion",
+                        "created": 0,
+                        "model": server.served_name,
+                        "choices": [choice],
+                    },
+                )
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -323,10 +439,17 @@ class ModelServer:
             prompt = apply_chat_template(self.tokenizer, body["messages"])
         else:
             prompt = body["prompt"]
-        out = generate(self.model, self.tokenizer, [prompt], max_new_tokens=body["max_tokens"],
-                       temperature=body.get("temperature", 1.0), top_p=body.get("top_p", 1.0),
-                       repetition_penalty=body.get("repetition_penalty", 1.0), seed=body.get("seed", 0),
-                       add_special_tokens=not chat)[0]
+        out = generate(
+            self.model,
+            self.tokenizer,
+            [prompt],
+            max_new_tokens=body["max_tokens"],
+            temperature=body.get("temperature", 1.0),
+            top_p=body.get("top_p", 1.0),
+            repetition_penalty=body.get("repetition_penalty", 1.0),
+            seed=body.get("seed", 0),
+            add_special_tokens=not chat,
+        )[0]
         for stop in body.get("stop") or ():
             out = out.split(stop)[0]
         return self.think + out

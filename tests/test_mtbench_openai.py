@@ -35,21 +35,49 @@ def setup_files(tmp_path: Path, unratable: set[int] = frozenset()) -> dict:
     answers = []
     for q in tiny_questions(0):
         qid = q["question_id"]
-        turns = [f"回答{t}です。" + ("" if qid in unratable else f"<<{marks(qid, t)}>>") for t in (1, 2)]
-        answers.append({"question_id": qid, "answer_id": f"a{qid}", "model_id": "m",
-                        "choices": [{"index": 0, "turns": turns}]})
+        turns = [
+            f"回答{t}です。" + ("" if qid in unratable else f"<<{marks(qid, t)}>>") for t in (1, 2)
+        ]
+        answers.append(
+            {
+                "question_id": qid,
+                "answer_id": f"a{qid}",
+                "model_id": "m",
+                "choices": [{"index": 0, "turns": turns}],
+            }
+        )
     write_jsonl(tmp_path / "answers.jsonl", answers)
     out = tmp_path / "results"
-    return {"questions": str(questions), "answers": str(tmp_path / "answers.jsonl"),
-            "judgments": str(out / "model_judgment/j/m.jsonl"), "scores": str(out / "scores/j/m.csv"),
-            "cache": str(out / "judge_cache/j.jsonl"), "model_id": "m"}
+    return {
+        "questions": str(questions),
+        "answers": str(tmp_path / "answers.jsonl"),
+        "judgments": str(out / "model_judgment/j/m.jsonl"),
+        "scores": str(out / "scores/j/m.csv"),
+        "cache": str(out / "judge_cache/j.jsonl"),
+        "model_id": "m",
+    }
 
 
 def mtbench_config(server: JudgeServer, **judge) -> dict:
-    return filled_mtbench({"turns": [1, 2], "ref_categories": ["math", "reasoning", "coding"], "judge": {
-        "backend": "openai", "model": "judge-x", "base_url": server.base_url, "api_key_env": "MT_TEST_KEY",
-        "concurrency": 1, "timeout": 0.5, "max_retries": 3, "retry_backoff": 0.01,
-        "retry_max_backoff": 0.05, "max_new_tokens": 64, **judge}})
+    return filled_mtbench(
+        {
+            "turns": [1, 2],
+            "ref_categories": ["math", "reasoning", "coding"],
+            "judge": {
+                "backend": "openai",
+                "model": "judge-x",
+                "base_url": server.base_url,
+                "api_key_env": "MT_TEST_KEY",
+                "concurrency": 1,
+                "timeout": 0.5,
+                "max_retries": 3,
+                "retry_backoff": 0.01,
+                "retry_max_backoff": 0.05,
+                "max_new_tokens": 64,
+                **judge,
+            },
+        }
+    )
 
 
 @pytest.fixture
@@ -59,7 +87,11 @@ def api_key(monkeypatch):
 
 
 def expected_scores():
-    return {(q["question_id"], t): float(marks(q["question_id"], t)) for q in tiny_questions(0) for t in (1, 2)}
+    return {
+        (q["question_id"], t): float(marks(q["question_id"], t))
+        for q in tiny_questions(0)
+        for t in (1, 2)
+    }
 
 
 def test_faults_are_retried_and_scores_come_out_right(tmp_path, api_key):
@@ -87,14 +119,21 @@ def test_parse_failures_and_errors_are_counted_not_dropped(tmp_path, api_key):
     # arrivals 1-2: 429 twice with max_retries=1 -> question 1 turn 1 fails for good
     with JudgeServer({1: "429", 2: "429"}, api_key=KEY) as server:
         port = server.port
-        with pytest.raises(JudgeFailed, match=r"3 of 16 judgments failed after retries \(1 error\(s\), 2 unparsable\), 0 allowed"):
+        with pytest.raises(
+            JudgeFailed,
+            match=r"3 of 16 judgments failed after retries \(1 error\(s\), 2 unparsable\), 0 allowed",
+        ):
             judge_stage(**files, mtbench=mtbench_config(server, max_retries=1))
     assert not Path(files["judgments"]).exists() and not Path(files["scores"]).exists()
     with JudgeServer({1: "429", 2: "429"}, api_key=KEY, port=port) as server:
         judge_stage(**files, mtbench=mtbench_config(server, max_retries=1, max_failures=3))
     rows = {(r["question_id"], r["turn"]): r for r in read_jsonl(files["judgments"])}
     assert len(rows) == 16
-    assert rows[(1, 1)]["status"] == "error" and rows[(1, 1)]["score"] == -1 and "429" in rows[(1, 1)]["error"]
+    assert (
+        rows[(1, 1)]["status"] == "error"
+        and rows[(1, 1)]["score"] == -1
+        and "429" in rows[(1, 1)]["error"]
+    )
     for t in (1, 2):
         r = rows[(2, t)]
         assert r["status"] == "parse_failed" and r["score"] == -1
@@ -116,9 +155,14 @@ def test_missing_or_wrong_key_fails_clearly(tmp_path, monkeypatch):
     files = setup_files(tmp_path)
     monkeypatch.delenv("MT_TEST_KEY", raising=False)
     with JudgeServer(api_key=KEY) as server:
-        with pytest.raises(ConfigError, match="mtbench.judge.api_key_env: environment variable MT_TEST_KEY is not set"):
+        with pytest.raises(
+            ConfigError,
+            match="mtbench.judge.api_key_env: environment variable MT_TEST_KEY is not set",
+        ):
             judge_stage(**files, mtbench=mtbench_config(server))
-        with pytest.raises(ConfigError, match="mtbench.judge.api_key_env: environment variable MT_TEST_KEY"):
+        with pytest.raises(
+            ConfigError, match="mtbench.judge.api_key_env: environment variable MT_TEST_KEY"
+        ):
             check_judge_env(mtbench_config(server)["judge"])  # what mtbench.smk runs before any job
         monkeypatch.setenv("MT_TEST_KEY", "sk-wrong")
         check_judge_env(mtbench_config(server)["judge"])
@@ -144,7 +188,9 @@ def test_killed_run_resumes_without_repeating_a_request(tmp_path, api_key):
     with JudgeServer(hang_after=7, api_key=KEY) as server:
         port = server.port
         args = tmp_path / "args.json"
-        args.write_text(json.dumps({**files, "mtbench": mtbench_config(server, timeout=60), "log": str(log)}))
+        args.write_text(
+            json.dumps({**files, "mtbench": mtbench_config(server, timeout=60), "log": str(log)})
+        )
         script = tmp_path / "run_judge.py"
         script.write_text(RUN_JUDGE)
         env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
@@ -174,8 +220,12 @@ def test_killed_run_resumes_without_repeating_a_request(tmp_path, api_key):
     assert server3.arrivals == 0
 
     # the key never reached any file under the output or log folders
-    leaked = [p for folder in (tmp_path / "results", tmp_path / "logs") for p in folder.rglob("*")
-              if p.is_file() and KEY.encode() in p.read_bytes()]
+    leaked = [
+        p
+        for folder in (tmp_path / "results", tmp_path / "logs")
+        for p in folder.rglob("*")
+        if p.is_file() and KEY.encode() in p.read_bytes()
+    ]
     assert "HTTP Request: POST" in log.read_text()  # the log did record the calls
     assert not leaked
 
@@ -184,18 +234,36 @@ def test_pairwise_both_orders_and_disagreement_is_a_tie(tmp_path, api_key):
     from jaflow.evaluate.mtbench.pairwise import parse_verdict
     from jaflow.evaluate.mtbench.pipeline import pairwise_stage
 
-    assert [parse_verdict(t) for t in ("[[A]]", "結論 [[B]]", "[[C]]", "A")] == ["A", "B", "tie", None]
+    assert [parse_verdict(t) for t in ("[[A]]", "結論 [[B]]", "[[C]]", "A")] == [
+        "A",
+        "B",
+        "tie",
+        None,
+    ]
     files = setup_files(tmp_path)
-    base = [{"question_id": q["question_id"], "model_id": "base",
-             "choices": [{"index": 0, "turns": ["基準1<<5>>", "基準2<<5>>"]}]} for q in tiny_questions(0)]
+    base = [
+        {
+            "question_id": q["question_id"],
+            "model_id": "base",
+            "choices": [{"index": 0, "turns": ["基準1<<5>>", "基準2<<5>>"]}],
+        }
+        for q in tiny_questions(0)
+    ]
     write_jsonl(tmp_path / "base.jsonl", base)
     # concurrency 1: arrivals 1 and 2 are question 1's two orders; a position-biased verdict on
     # the second (baseline shown first) makes the orders disagree -> a tie, whatever the marks say
     with JudgeServer({2: "first"}, api_key=KEY) as server:
         table = pairwise_stage(
-            answers=files["answers"], baseline_answers=str(tmp_path / "base.jsonl"), questions=files["questions"],
-            judgments=str(tmp_path / "pair.jsonl"), scores=str(tmp_path / "pair.csv"), cache=files["cache"],
-            model_id="m", baseline="base", mtbench=mtbench_config(server, concurrency=1) | {"turns": [1]})
+            answers=files["answers"],
+            baseline_answers=str(tmp_path / "base.jsonl"),
+            questions=files["questions"],
+            judgments=str(tmp_path / "pair.jsonl"),
+            scores=str(tmp_path / "pair.csv"),
+            cache=files["cache"],
+            model_id="m",
+            baseline="base",
+            mtbench=mtbench_config(server, concurrency=1) | {"turns": [1]},
+        )
     assert len(table) > 0
     assert server.arrivals == 16  # 8 questions x 2 orders
     rows = {r["question_id"]: r for r in read_jsonl(tmp_path / "pair.jsonl")}
@@ -210,7 +278,11 @@ def test_pairwise_both_orders_and_disagreement_is_a_tie(tmp_path, api_key):
     overall = next(r for r in table if r["category"] == "all")
     wins = sum(v == "m" for v in expected.values())
     ties = sum(v == "tie" for v in expected.values())
-    assert (overall["win"], overall["tie"], overall["win"] + overall["loss"] + overall["tie"]) == (wins, ties, 8)
+    assert (overall["win"], overall["tie"], overall["win"] + overall["loss"] + overall["tie"]) == (
+        wins,
+        ties,
+        8,
+    )
     assert overall["win_rate_adjusted"] == pytest.approx((wins + 0.5 * ties) / 8)
 
 
@@ -222,8 +294,14 @@ def test_outage_fails_the_job_and_a_plain_rerun_sends_only_the_missing_calls(tmp
         with pytest.raises(JudgeFailed) as failed:
             judge_stage(**files, mtbench=mtbench_config(server, max_retries=1))
     message = str(failed.value)
-    assert "12 of 16 judgments failed after retries (12 error(s), 0 unparsable), 0 allowed" in message
-    assert "HTTP 500" in message and "outage" in message and "rerun to send only the missing calls" in message
+    assert (
+        "12 of 16 judgments failed after retries (12 error(s), 0 unparsable), 0 allowed" in message
+    )
+    assert (
+        "HTTP 500" in message
+        and "outage" in message
+        and "rerun to send only the missing calls" in message
+    )
     assert server.arrivals == 4 + 12 * 2  # each failed call tried twice (max_retries 1), no more
     # no output: a failed job leaves nothing, so snakemake runs it again
     assert not Path(files["judgments"]).exists() and not Path(files["scores"]).exists()
@@ -232,15 +310,21 @@ def test_outage_fails_the_job_and_a_plain_rerun_sends_only_the_missing_calls(tmp
 
     usage = tmp_path / "usage.json"
     with JudgeServer(api_key=KEY, port=port) as server2:
-        table = judge_stage(**files, usage=str(usage), mtbench=mtbench_config(
-            server2, price_per_million_tokens={"input": 2.0, "output": 8.0}))
+        table = judge_stage(
+            **files,
+            usage=str(usage),
+            mtbench=mtbench_config(server2, price_per_million_tokens={"input": 2.0, "output": 8.0}),
+        )
     second = [body_key(b) for b in server2.seen]
     assert len(second) == len(set(second)) == 12 and not set(second) & first
     rows = read_jsonl(files["judgments"])
     assert {(r["question_id"], r["turn"]): r["score"] for r in rows} == expected_scores()
     assert all(r["complete"] for r in table)
     # rows and scores say who judged with which prompts
-    assert rows[0]["prompt_set"]["name"] == "jaflow-demo-ja" and len(rows[0]["prompt_set"]["sha256"]) == 64
+    assert (
+        rows[0]["prompt_set"]["name"] == "jaflow-demo-ja"
+        and len(rows[0]["prompt_set"]["sha256"]) == 64
+    )
     assert rows[0]["judge_settings"]["max_new_tokens"] == 64
     assert {r["judge_sha256"] for r in rows} == {table[0]["judge_sha256"]}
     assert table[0]["prompt_set"] == "jaflow-demo-ja" and table[0]["judge"] == "judge-x"
@@ -286,15 +370,22 @@ def test_a_reasoning_model_judge_is_adapted_to(tmp_path, api_key, effort):
     rows = read_jsonl(files["judgments"])
     assert {(r["question_id"], r["turn"]): r["score"] for r in rows} == expected_scores()
     # one refusal each (concurrency 1), then every request is what the model accepts
-    expected_refusals = {"unsupported_value": 1} if effort else {"unsupported_parameter": 1, "unsupported_value": 1}
+    expected_refusals = (
+        {"unsupported_value": 1} if effort else {"unsupported_parameter": 1, "unsupported_value": 1}
+    )
     assert dict(server.refused) == expected_refusals
-    assert all(b["max_completion_tokens"] == 64 and "max_tokens" not in b and "temperature" not in b
-               for b in server.seen)
+    assert all(
+        b["max_completion_tokens"] == 64 and "max_tokens" not in b and "temperature" not in b
+        for b in server.seen
+    )
     assert all(b.get("reasoning_effort") == effort for b in server.seen)
     # configured up front: no refusal at all
     files2 = setup_files(tmp_path / "again")
     with JudgeServer(api_key=KEY, reasoning=True) as server2:
-        judge_stage(**files2, mtbench=mtbench_config(server2, temperature=None, token_param="max_completion_tokens"))
+        judge_stage(
+            **files2,
+            mtbench=mtbench_config(server2, temperature=None, token_param="max_completion_tokens"),
+        )
     assert not server2.refused and server2.arrivals == 16
 
 

@@ -85,13 +85,29 @@ class Generator:
     batch_size: int
 
 
-def hf_generator(model: Any, tokenizer: Any, fmt: ChatFormat, *, max_new_tokens: int, top_p: float,
-                 repetition_penalty: float, batch_size: int) -> Generator:
-    def complete(convs: Sequence[Conversation], temperature: float, seed: int) -> list[tuple[str, str]]:
+def hf_generator(
+    model: Any,
+    tokenizer: Any,
+    fmt: ChatFormat,
+    *,
+    max_new_tokens: int,
+    top_p: float,
+    repetition_penalty: float,
+    batch_size: int,
+) -> Generator:
+    def complete(
+        convs: Sequence[Conversation], temperature: float, seed: int
+    ) -> list[tuple[str, str]]:
         prompts = [fmt.prompt(c) for c in convs]
         outs = generate(
-            model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
-            top_p=top_p, repetition_penalty=repetition_penalty, seed=seed,
+            model,
+            tokenizer,
+            prompts,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            repetition_penalty=repetition_penalty,
+            seed=seed,
             add_special_tokens=fmt.add_special_tokens,
         )
         return [(p, fmt.clean(o)) for p, o in zip(prompts, outs, strict=True)]
@@ -99,25 +115,42 @@ def hf_generator(model: Any, tokenizer: Any, fmt: ChatFormat, *, max_new_tokens:
     return Generator("hf", fmt.name, complete, batch_size)
 
 
-def openai_generator(answer: Mapping[str, Any], api_model: str, fmt: ChatFormat | None, *,
-                     max_new_tokens: int, top_p: float, repetition_penalty: float) -> Generator:
+def openai_generator(
+    answer: Mapping[str, Any],
+    api_model: str,
+    fmt: ChatFormat | None,
+    *,
+    max_new_tokens: int,
+    top_p: float,
+    repetition_penalty: float,
+) -> Generator:
     """Answers from an OpenAI-compatible server: `fmt` None sends messages to the chat endpoint;
     a format sends its prompt text to the completions endpoint (and stops where the next user
     turn would start)."""
     from jaflow.evaluate.mtbench.backends import OpenAITransport
 
     transport = OpenAITransport(
-        api_model, base_url=answer["base_url"], api_key_env=answer["api_key_env"],
-        timeout=answer["timeout"], max_retries=answer["max_retries"], backoff=answer["retry_backoff"],
-        max_backoff=answer["retry_max_backoff"], config_key="mtbench.answer",
+        api_model,
+        base_url=answer["base_url"],
+        api_key_env=answer["api_key_env"],
+        timeout=answer["timeout"],
+        max_retries=answer["max_retries"],
+        backoff=answer["retry_backoff"],
+        max_backoff=answer["retry_max_backoff"],
+        config_key="mtbench.answer",
     )
     endpoint = "chat" if fmt is None else "completions"
     stops = list(STOP_STRINGS.get(fmt.name, ())) if fmt is not None else []
 
     def one(conv: Conversation, temperature: float, seed: int) -> tuple[str, str]:
         greedy = temperature < GREEDY_BELOW
-        params: dict[str, Any] = {"model": api_model, "max_tokens": max_new_tokens, "seed": seed,
-                                  "temperature": 0.0 if greedy else temperature, "n": 1}
+        params: dict[str, Any] = {
+            "model": api_model,
+            "max_tokens": max_new_tokens,
+            "seed": seed,
+            "temperature": 0.0 if greedy else temperature,
+            "n": 1,
+        }
         if not greedy:
             params["top_p"] = top_p
         if answer["send_repetition_penalty"] and repetition_penalty != 1.0:
@@ -132,15 +165,21 @@ def openai_generator(answer: Mapping[str, Any], api_model: str, fmt: ChatFormat 
                 params["stop"] = stops[:4]
         body, error, _ = transport.request(endpoint, lambda: params)
         if body is None:
-            raise ConfigError(f"mtbench.answer: {transport.base_url} gave no answer for model "
-                              f"'{api_model}' after retries: {error}")
+            raise ConfigError(
+                f"mtbench.answer: {transport.base_url} gave no answer for model "
+                f"'{api_model}' after retries: {error}"
+            )
         choice = body["choices"][0]
         text = (choice.get("message") or {}).get("content") if fmt is None else choice.get("text")
         if not isinstance(text, str):
-            raise ConfigError(f"mtbench.answer: {transport.base_url} replied without text: {choice!r:.200}")
+            raise ConfigError(
+                f"mtbench.answer: {transport.base_url} replied without text: {choice!r:.200}"
+            )
         return prompt, (fmt.clean(text) if fmt is not None else text.strip())
 
-    def complete(convs: Sequence[Conversation], temperature: float, seed: int) -> list[tuple[str, str]]:
+    def complete(
+        convs: Sequence[Conversation], temperature: float, seed: int
+    ) -> list[tuple[str, str]]:
         with ThreadPoolExecutor(max_workers=answer["concurrency"]) as pool:
             futures = [pool.submit(one, c, temperature, seed) for c in convs]
             return [f.result() for f in futures]
@@ -148,8 +187,15 @@ def openai_generator(answer: Mapping[str, Any], api_model: str, fmt: ChatFormat 
     return Generator("openai", fmt.name if fmt else "server_chat", complete, batch_size=10**6)
 
 
-def vllm_generator(hf_args: Mapping[str, Any], fmt_name: str | None, answer: Mapping[str, Any], *,
-                   max_new_tokens: int, top_p: float, repetition_penalty: float) -> Generator:
+def vllm_generator(
+    hf_args: Mapping[str, Any],
+    fmt_name: str | None,
+    answer: Mapping[str, Any],
+    *,
+    max_new_tokens: int,
+    top_p: float,
+    repetition_penalty: float,
+) -> Generator:
     """vLLM's offline engine on the graph model (GPU only)."""
     import torch
 
@@ -158,15 +204,19 @@ def vllm_generator(hf_args: Mapping[str, Any], fmt_name: str | None, answer: Map
     try:
         from vllm import LLM, SamplingParams
     except ImportError:
-        raise ConfigError("mtbench.answer.backend: vllm is not installed (pip install vllm)") from None
+        raise ConfigError(
+            "mtbench.answer.backend: vllm is not installed (pip install vllm)"
+        ) from None
     from jaflow.hf import load_tokenizer
 
     tokenizer = load_tokenizer(dict(hf_args))
     fmt = ChatFormat.resolve(fmt_name, tokenizer)
     engine_args: dict[str, Any] = {
-        "model": hf_args["pretrained"], "tokenizer": hf_args.get("tokenizer") or hf_args["pretrained"],
+        "model": hf_args["pretrained"],
+        "tokenizer": hf_args.get("tokenizer") or hf_args["pretrained"],
         "trust_remote_code": bool(hf_args.get("trust_remote_code")),
-        "dtype": hf_args.get("dtype") or "auto", "gpu_memory_utilization": answer["gpu_memory_utilization"],
+        "dtype": hf_args.get("dtype") or "auto",
+        "gpu_memory_utilization": answer["gpu_memory_utilization"],
         "enable_lora": bool(hf_args.get("peft")),
     }
     llm = LLM(**engine_args)
@@ -177,11 +227,17 @@ def vllm_generator(hf_args: Mapping[str, Any], fmt_name: str | None, answer: Map
         lora = LoRARequest("adapter", 1, hf_args["peft"])
     stops = list(STOP_STRINGS.get(fmt.name, ()))
 
-    def complete(convs: Sequence[Conversation], temperature: float, seed: int) -> list[tuple[str, str]]:
+    def complete(
+        convs: Sequence[Conversation], temperature: float, seed: int
+    ) -> list[tuple[str, str]]:
         greedy = temperature < GREEDY_BELOW
         sampling = SamplingParams(
-            temperature=0.0 if greedy else temperature, top_p=1.0 if greedy else top_p,
-            repetition_penalty=repetition_penalty, max_tokens=max_new_tokens, seed=seed, stop=stops or None,
+            temperature=0.0 if greedy else temperature,
+            top_p=1.0 if greedy else top_p,
+            repetition_penalty=repetition_penalty,
+            max_tokens=max_new_tokens,
+            seed=seed,
+            stop=stops or None,
         )
         prompts = [fmt.prompt(c) for c in convs]
         outs = llm.generate(prompts, sampling, lora_request=lora, use_tqdm=False)
@@ -207,7 +263,9 @@ def answer_questions(
 ) -> list[dict[str, Any]]:
     """Answers from the backend `answer` (mtbench.answer) names; None is local transformers."""
     backend = answer["backend"] if answer else "hf"
-    sampling = dict(max_new_tokens=max_new_tokens, top_p=top_p, repetition_penalty=repetition_penalty)
+    sampling = dict(
+        max_new_tokens=max_new_tokens, top_p=top_p, repetition_penalty=repetition_penalty
+    )
     if backend == "hf":
         model, tokenizer = load_model(hf_args)
         fmt = ChatFormat.resolve(chat_format, tokenizer)
@@ -219,17 +277,33 @@ def answer_questions(
             from jaflow.hf import load_tokenizer
 
             needs_tokenizer = chat_format in (None, "chat_template")
-            fmt = ChatFormat.resolve(chat_format, load_tokenizer(hf_args) if needs_tokenizer else None)
+            fmt = ChatFormat.resolve(
+                chat_format, load_tokenizer(hf_args) if needs_tokenizer else None
+            )
         gen = openai_generator(answer, api_model, fmt, **sampling)
     elif backend == "vllm":
         gen = vllm_generator(hf_args, chat_format, answer, **sampling)
     else:
         raise ConfigError(f"mtbench.answer.backend: unknown backend '{backend}'")
-    log.info("answering %d questions x %d choices with %s (%s) in format %s",
-             len(questions), num_choices, hf_args["pretrained"], gen.backend, gen.fmt_name)
-    return answer_with(questions, gen, model_id=model_id, temperatures=temperatures,
-                       max_new_tokens=max_new_tokens, num_choices=num_choices, top_p=top_p,
-                       repetition_penalty=repetition_penalty, seed=seed)
+    log.info(
+        "answering %d questions x %d choices with %s (%s) in format %s",
+        len(questions),
+        num_choices,
+        hf_args["pretrained"],
+        gen.backend,
+        gen.fmt_name,
+    )
+    return answer_with(
+        questions,
+        gen,
+        model_id=model_id,
+        temperatures=temperatures,
+        max_new_tokens=max_new_tokens,
+        num_choices=num_choices,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        seed=seed,
+    )
 
 
 def generate_answers(
@@ -248,11 +322,26 @@ def generate_answers(
     seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Answers from a loaded transformers model (see `answer_with`)."""
-    gen = hf_generator(model, tokenizer, fmt, max_new_tokens=max_new_tokens, top_p=top_p,
-                       repetition_penalty=repetition_penalty, batch_size=batch_size)
-    return answer_with(questions, gen, model_id=model_id, temperatures=temperatures,
-                       max_new_tokens=max_new_tokens, num_choices=num_choices, top_p=top_p,
-                       repetition_penalty=repetition_penalty, seed=seed)
+    gen = hf_generator(
+        model,
+        tokenizer,
+        fmt,
+        max_new_tokens=max_new_tokens,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        batch_size=batch_size,
+    )
+    return answer_with(
+        questions,
+        gen,
+        model_id=model_id,
+        temperatures=temperatures,
+        max_new_tokens=max_new_tokens,
+        num_choices=num_choices,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        seed=seed,
+    )
 
 
 def answer_with(
@@ -290,7 +379,9 @@ def answer_with(
                     for q in todo:
                         convs[q.question_id].append({"role": "user", "content": q.turns[t]})
                     batch_seed = int(text_hash(seed, choice, category, start, t)[:8], 16)
-                    outs = gen.complete([list(convs[q.question_id]) for q in todo], temperature, batch_seed)
+                    outs = gen.complete(
+                        [list(convs[q.question_id]) for q in todo], temperature, batch_seed
+                    )
                     for q, (prompt, text) in zip(todo, outs, strict=True):
                         convs[q.question_id].append({"role": "assistant", "content": text})
                         answers.setdefault((q.question_id, choice), []).append(text)
@@ -301,21 +392,23 @@ def answer_with(
     for q in sorted(questions, key=lambda q: q.question_id):
         temperature = temperature_for(q.category, temperatures)
         choices = [{"index": c, "turns": answers[(q.question_id, c)]} for c in range(num_choices)]
-        records.append({
-            "question_id": q.question_id,
-            "answer_id": text_hash(model_id, q.question_id, choices)[:22],
-            "model_id": model_id,
-            "choices": choices,
-            "generate_params": {
-                "prompt": prompts_seen[q.question_id],
-                "backend": gen.backend,
-                "chat_format": gen.fmt_name,
-                "do_sample": temperature >= GREEDY_BELOW,
-                "max_new_token": max_new_tokens,
-                "temperature": temperature,
-                "top_p": top_p,
-                "repetition_penalty": repetition_penalty,
-                "seed": seed,
-            },
-        })
+        records.append(
+            {
+                "question_id": q.question_id,
+                "answer_id": text_hash(model_id, q.question_id, choices)[:22],
+                "model_id": model_id,
+                "choices": choices,
+                "generate_params": {
+                    "prompt": prompts_seen[q.question_id],
+                    "backend": gen.backend,
+                    "chat_format": gen.fmt_name,
+                    "do_sample": temperature >= GREEDY_BELOW,
+                    "max_new_token": max_new_tokens,
+                    "temperature": temperature,
+                    "top_p": top_p,
+                    "repetition_penalty": repetition_penalty,
+                    "seed": seed,
+                },
+            }
+        )
     return records

@@ -125,7 +125,12 @@ class OpenAITransport:
         self.max_backoff = max_backoff
         self.config_key = config_key
         self._rng = random.Random()
-        self.usage = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0}
+        self.usage = {
+            "requests": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "reasoning_tokens": 0,
+        }
         self._lock = threading.Lock()
 
     def scrub(self, text: str) -> str:
@@ -141,7 +146,9 @@ class OpenAITransport:
         o = self._openai
         if isinstance(e, o.APIConnectionError):  # includes APITimeoutError
             return True
-        return isinstance(e, o.APIStatusError) and (e.status_code in (408, 429) or e.status_code >= 500)
+        return isinstance(e, o.APIStatusError) and (
+            e.status_code in (408, 429) or e.status_code >= 500
+        )
 
     def fatal(self, e: Any) -> JudgeFatal:
         return JudgeFatal(
@@ -157,7 +164,11 @@ class OpenAITransport:
             body = json.loads(text)
         except json.JSONDecodeError as e:
             raise Malformed(f"malformed JSON body ({e.msg} at {e.pos}): {text[:120]!r}") from None
-        if not isinstance(body, dict) or not isinstance(body.get("choices"), list) or not body["choices"]:
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("choices"), list)
+            or not body["choices"]
+        ):
             raise Malformed(f"no choices in the reply: {text[:120]!r}")
         return body
 
@@ -194,11 +205,23 @@ class OpenAITransport:
                 error, wait = self.scrub(f"{type(e).__name__}: {e}"), None
             events.append(error[:300])
             if attempt >= self.max_retries:
-                log.warning("%s call failed for good after %d attempt(s): %s", self.config_key, attempt + 1, error)
+                log.warning(
+                    "%s call failed for good after %d attempt(s): %s",
+                    self.config_key,
+                    attempt + 1,
+                    error,
+                )
                 return None, error, events
             pause = self.delay(attempt, wait)
-            log.info("%s call failed (%s); retry %d/%d in %.2fs%s", self.config_key, error, attempt + 1,
-                     self.max_retries, pause, f" (Retry-After {wait:g}s)" if wait is not None else "")
+            log.info(
+                "%s call failed (%s); retry %d/%d in %.2fs%s",
+                self.config_key,
+                error,
+                attempt + 1,
+                self.max_retries,
+                pause,
+                f" (Retry-After {wait:g}s)" if wait is not None else "",
+            )
             time.sleep(pause)
             attempt += 1
 
@@ -217,7 +240,9 @@ def call_usage(body: Mapping[str, Any]) -> dict[str, int]:
     """Tokens one reply says it cost: prompt, completion (reasoning included) and reasoning."""
     usage = body.get("usage") or {}
     details = usage.get("completion_tokens_details") or {}
-    out = {k: usage[k] for k in ("prompt_tokens", "completion_tokens") if isinstance(usage.get(k), int)}
+    out = {
+        k: usage[k] for k in ("prompt_tokens", "completion_tokens") if isinstance(usage.get(k), int)
+    }
     if isinstance(details.get("reasoning_tokens"), int):
         out["reasoning_tokens"] = details["reasoning_tokens"]
     return out
@@ -245,8 +270,14 @@ class OpenAIBackend:
         reasoning_effort: str | None,
     ):
         self.transport = OpenAITransport(
-            model, base_url=base_url, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries,
-            backoff=backoff, max_backoff=max_backoff, config_key="mtbench.judge",
+            model,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            config_key="mtbench.judge",
         )
         self.model = model
         self.concurrency = concurrency
@@ -264,13 +295,20 @@ class OpenAIBackend:
 
     def sent_settings(self) -> dict[str, Any]:
         """What the requests carry now (after any adaptation to the server)."""
-        return {"token_param": self.token_param, "temperature": self.temperature,
-                "reasoning_effort": self.reasoning_effort}
+        return {
+            "token_param": self.token_param,
+            "temperature": self.temperature,
+            "reasoning_effort": self.reasoning_effort,
+        }
 
     def params(self, messages: Sequence[Mapping[str, str]]) -> dict[str, Any]:
         with self._lock:
-            p: dict[str, Any] = {"model": self.model, "messages": [dict(m) for m in messages], "n": 1,
-                                 self.token_param: self.max_new_tokens}
+            p: dict[str, Any] = {
+                "model": self.model,
+                "messages": [dict(m) for m in messages],
+                "n": 1,
+                self.token_param: self.max_new_tokens,
+            }
             if self.temperature is not None:
                 p["temperature"] = self.temperature
             if self.reasoning_effort:
@@ -286,12 +324,22 @@ class OpenAIBackend:
                 param == "max_tokens" or ("max_tokens" in text and "max_completion_tokens" in text)
             ):
                 self.token_param = "max_completion_tokens"
-                log.warning("mtbench.judge: %s refuses max_tokens; sending max_completion_tokens "
-                            "(set judge.token_param: max_completion_tokens to skip this)", self.model)
+                log.warning(
+                    "mtbench.judge: %s refuses max_tokens; sending max_completion_tokens "
+                    "(set judge.token_param: max_completion_tokens to skip this)",
+                    self.model,
+                )
                 return True
-            if self.temperature is not None and (param == "temperature" or re.search(r"\btemperature\b", text)):
-                log.warning("mtbench.judge: %s refuses temperature %s; sending the server's default "
-                            "(set judge.temperature: null to skip this): %s", self.model, self.temperature, text)
+            if self.temperature is not None and (
+                param == "temperature" or re.search(r"\btemperature\b", text)
+            ):
+                log.warning(
+                    "mtbench.judge: %s refuses temperature %s; sending the server's default "
+                    "(set judge.temperature: null to skip this): %s",
+                    self.model,
+                    self.temperature,
+                    text,
+                )
                 self.temperature = None
                 return True
         return False
@@ -300,7 +348,9 @@ class OpenAIBackend:
         self, messages: Sequence[Mapping[str, str]]
     ) -> tuple[str | None, str | None, list[str], dict[str, int]]:
         """(output, error, transport events, token usage) of one judge call."""
-        body, error, events = self.transport.request("chat", lambda: self.params(messages), self.adapt)
+        body, error, events = self.transport.request(
+            "chat", lambda: self.params(messages), self.adapt
+        )
         if body is None:
             return None, error, events, {}
         usage = call_usage(body)
@@ -346,11 +396,18 @@ class BatchBackend:
 
     def __init__(self, judge: Mapping[str, Any], state: str | os.PathLike):
         self.chat = OpenAIBackend(
-            judge["model"], base_url=judge["base_url"], api_key_env=judge["api_key_env"],
-            concurrency=1, timeout=judge["timeout"], max_retries=judge["max_retries"],
-            max_new_tokens=judge["max_new_tokens"], backoff=judge["retry_backoff"],
-            max_backoff=judge["retry_max_backoff"], temperature=judge["temperature"],
-            token_param=judge["token_param"], reasoning_effort=judge["reasoning_effort"],
+            judge["model"],
+            base_url=judge["base_url"],
+            api_key_env=judge["api_key_env"],
+            concurrency=1,
+            timeout=judge["timeout"],
+            max_retries=judge["max_retries"],
+            max_new_tokens=judge["max_new_tokens"],
+            backoff=judge["retry_backoff"],
+            max_backoff=judge["retry_max_backoff"],
+            temperature=judge["temperature"],
+            token_param=judge["token_param"],
+            reasoning_effort=judge["reasoning_effort"],
         )
         self.transport = self.chat.transport
         self.client = self.transport.client
@@ -384,17 +441,36 @@ class BatchBackend:
             except o.APIConnectionError as e:
                 wait, error = None, f"{type(e).__name__}: {e}"
             if attempt == self.transport.max_retries:
-                raise JudgeFatal(f"mtbench.judge.batch: {what} failed after retries: {self.transport.scrub(error)}")
+                raise JudgeFatal(
+                    f"mtbench.judge.batch: {what} failed after retries: {self.transport.scrub(error)}"
+                )
             time.sleep(self.transport.delay(attempt, wait))
         raise AssertionError("unreachable")
 
     def _submit(self, calls: Sequence[Call]) -> str:
-        lines = [json.dumps({"custom_id": c.key, "method": "POST", "url": "/v1/chat/completions",
-                             "body": self.chat.params(c.messages)}, ensure_ascii=False) for c in calls]
+        lines = [
+            json.dumps(
+                {
+                    "custom_id": c.key,
+                    "method": "POST",
+                    "url": "/v1/chat/completions",
+                    "body": self.chat.params(c.messages),
+                },
+                ensure_ascii=False,
+            )
+            for c in calls
+        ]
         data = ("\n".join(lines) + "\n").encode("utf-8")
-        upload = self._api("upload", lambda: self.client.files.create(file=("judge_batch.jsonl", data), purpose="batch"))
-        batch = self._api("create", lambda: self.client.batches.create(
-            input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"))
+        upload = self._api(
+            "upload",
+            lambda: self.client.files.create(file=("judge_batch.jsonl", data), purpose="batch"),
+        )
+        batch = self._api(
+            "create",
+            lambda: self.client.batches.create(
+                input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+            ),
+        )
         log.info("mtbench.judge.batch: submitted %s with %d call(s)", batch.id, len(calls))
         return batch.id
 
@@ -421,7 +497,9 @@ class BatchBackend:
             del state[batch_id]
             self._save(state)
 
-    def _collect(self, batch: Any, keys: Sequence[str], by_key: Mapping[str, Call], on_result: OnResult) -> None:
+    def _collect(
+        self, batch: Any, keys: Sequence[str], by_key: Mapping[str, Call], on_result: OnResult
+    ) -> None:
         seen: set[str] = set()
         for file_id in (batch.output_file_id, getattr(batch, "error_file_id", None)):
             if not file_id:
@@ -434,7 +512,9 @@ class BatchBackend:
                     row = json.loads(line)
                     custom_id = row["custom_id"]
                 except (json.JSONDecodeError, KeyError, TypeError):
-                    log.warning("mtbench.judge.batch: %s: malformed result line %.120r", batch.id, line)
+                    log.warning(
+                        "mtbench.judge.batch: %s: malformed result line %.120r", batch.id, line
+                    )
                     continue
                 call = by_key.get(custom_id)
                 if call is None or custom_id in seen:
@@ -454,11 +534,17 @@ class BatchBackend:
                             self.usage[k] += v
                     on_result(call, content, None, usage=usage)
                 else:
-                    error = row.get("error") or body.get("error") or f"HTTP {response.get('status_code')}"
+                    error = (
+                        row.get("error")
+                        or body.get("error")
+                        or f"HTTP {response.get('status_code')}"
+                    )
                     on_result(call, None, self.transport.scrub(f"batch {batch.id}: {error}"[:300]))
         for key in keys:
             if key in by_key and key not in seen:
-                on_result(by_key[key], None, f"batch {batch.id} ended {batch.status} without this call")
+                on_result(
+                    by_key[key], None, f"batch {batch.id} ended {batch.status} without this call"
+                )
 
 
 class HFBackend:
@@ -487,8 +573,12 @@ class HFBackend:
         for start in range(0, len(calls), self.batch_size):
             batch = calls[start : start + self.batch_size]
             outs = generate(
-                self.model, self.tokenizer, [self.prompt(c.messages) for c in batch],
-                max_new_tokens=self.max_new_tokens, temperature=0.0, add_special_tokens=special,
+                self.model,
+                self.tokenizer,
+                [self.prompt(c.messages) for c in batch],
+                max_new_tokens=self.max_new_tokens,
+                temperature=0.0,
+                add_special_tokens=special,
             )
             for call, out in zip(batch, outs, strict=True):
                 on_result(call, out, None)
@@ -504,16 +594,26 @@ def judge_hf_args(judge: Mapping[str, Any], judge_hf: dict[str, Any] | None) -> 
     """The hf judge's from_pretrained arguments: the graph's, or judge.model as a path / hub id."""
     if judge_hf:
         return judge_hf
-    return {"pretrained": judge["model"], "peft": None, "tokenizer": None, "use_fast": True,
-            "trust_remote_code": False, "dtype": "auto"}
+    return {
+        "pretrained": judge["model"],
+        "peft": None,
+        "tokenizer": None,
+        "use_fast": True,
+        "trust_remote_code": False,
+        "dtype": "auto",
+    }
 
 
 def judge_settings(judge: Mapping[str, Any]) -> dict[str, Any]:
     """The judge settings that shape its requests (and so its outputs)."""
     if judge["backend"] == "hf":
         return {"max_new_tokens": judge["max_new_tokens"], "temperature": 0}
-    return {"max_new_tokens": judge["max_new_tokens"], "temperature": judge["temperature"],
-            "token_param": judge["token_param"], "reasoning_effort": judge["reasoning_effort"]}
+    return {
+        "max_new_tokens": judge["max_new_tokens"],
+        "temperature": judge["temperature"],
+        "token_param": judge["token_param"],
+        "reasoning_effort": judge["reasoning_effort"],
+    }
 
 
 def judge_identity(judge: Mapping[str, Any], judge_hf: dict[str, Any] | None) -> dict[str, Any]:
@@ -524,15 +624,23 @@ def judge_identity(judge: Mapping[str, Any], judge_hf: dict[str, Any] | None) ->
 
         return {"backend": "hf", "model": model_identity(judge_hf_args(judge, judge_hf))}
     if judge["backend"] == "openai":
-        return {"backend": "openai", "model": judge["model"], "base_url": judge["base_url"] or DEFAULT_BASE_URL}
+        return {
+            "backend": "openai",
+            "model": judge["model"],
+            "base_url": judge["base_url"] or DEFAULT_BASE_URL,
+        }
     raise ConfigError(f"mtbench.judge.backend: unknown backend '{judge['backend']}'")
 
 
 def judge_info(judge: Mapping[str, Any], judge_hf: dict[str, Any] | None, prompt_set: Any) -> Any:
     from jaflow.evaluate.mtbench.judge import JudgeInfo
 
-    return JudgeInfo(name=judge["model"], identity=judge_identity(judge, judge_hf),
-                     settings=judge_settings(judge), prompt_set=prompt_set.identity)
+    return JudgeInfo(
+        name=judge["model"],
+        identity=judge_identity(judge, judge_hf),
+        settings=judge_settings(judge),
+        prompt_set=prompt_set.identity,
+    )
 
 
 def judge_key_problem(judge: Mapping[str, Any]) -> str | None:
@@ -551,8 +659,12 @@ def check_judge_env(judge: Mapping[str, Any]) -> None:
         api_key(judge["api_key_env"], "mtbench.judge.api_key_env")
 
 
-def make_backend(judge: Mapping[str, Any], judge_hf: dict[str, Any] | None, batch_size: int,
-                 batch_state: str | os.PathLike | None = None) -> Any:
+def make_backend(
+    judge: Mapping[str, Any],
+    judge_hf: dict[str, Any] | None,
+    batch_size: int,
+    batch_state: str | os.PathLike | None = None,
+) -> Any:
     """The backend `mtbench.judge` asks for; `judge_hf` is the graph's hf_args when judge.model is a graph model."""
     if judge["backend"] == "openai" and judge["batch"]:
         if batch_state is None:
@@ -560,13 +672,23 @@ def make_backend(judge: Mapping[str, Any], judge_hf: dict[str, Any] | None, batc
         return BatchBackend(judge, batch_state)
     if judge["backend"] == "openai":
         return OpenAIBackend(
-            judge["model"], base_url=judge["base_url"], api_key_env=judge["api_key_env"],
-            concurrency=judge["concurrency"], timeout=judge["timeout"], max_retries=judge["max_retries"],
-            max_new_tokens=judge["max_new_tokens"], backoff=judge["retry_backoff"],
-            max_backoff=judge["retry_max_backoff"], temperature=judge["temperature"],
-            token_param=judge["token_param"], reasoning_effort=judge["reasoning_effort"],
+            judge["model"],
+            base_url=judge["base_url"],
+            api_key_env=judge["api_key_env"],
+            concurrency=judge["concurrency"],
+            timeout=judge["timeout"],
+            max_retries=judge["max_retries"],
+            max_new_tokens=judge["max_new_tokens"],
+            backoff=judge["retry_backoff"],
+            max_backoff=judge["retry_max_backoff"],
+            temperature=judge["temperature"],
+            token_param=judge["token_param"],
+            reasoning_effort=judge["reasoning_effort"],
         )
     if judge["backend"] == "hf":
-        return HFBackend(judge_hf_args(judge, judge_hf), max_new_tokens=judge["max_new_tokens"],
-                         batch_size=batch_size)
+        return HFBackend(
+            judge_hf_args(judge, judge_hf),
+            max_new_tokens=judge["max_new_tokens"],
+            batch_size=batch_size,
+        )
     raise ConfigError(f"mtbench.judge.backend: unknown backend '{judge['backend']}'")

@@ -18,9 +18,13 @@ def judge_table(score_files: Iterable[str | Path], turn: int | str = 1) -> pd.Da
     frames = []
     for path in score_files:
         df = pd.read_csv(path, dtype={"turn": str}, keep_default_na=False)
-        missing = {"model", "category", "turn", "score", "complete", "judge", "prompt_set"} - set(df.columns)
+        missing = {"model", "category", "turn", "score", "complete", "judge", "prompt_set"} - set(
+            df.columns
+        )
         if missing:
-            raise DataError(f"{path}: not an MT-Bench scores CSV with provenance (missing {sorted(missing)})")
+            raise DataError(
+                f"{path}: not an MT-Bench scores CSV with provenance (missing {sorted(missing)})"
+            )
         frames.append(df[df["turn"] == str(turn)])
     if not frames:
         raise DataError("judge_table: no score files")
@@ -35,7 +39,9 @@ def judge_table(score_files: Iterable[str | Path], turn: int | str = 1) -> pd.Da
     complete = df.pivot(index=["model", "category"], columns="column", values="complete")
     shown = values.map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
     shown = shown.where(complete.astype(str) == "True", shown + "*")
-    shown["spread"] = (values.max(axis=1) - values.min(axis=1)).map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
+    shown["spread"] = (values.max(axis=1) - values.min(axis=1)).map(
+        lambda v: "" if pd.isna(v) else f"{v:.2f}"
+    )
     order = {c: i for i, c in enumerate([*table_order(df["category"].unique()), AVG_ROW])}
     shown = shown.reset_index()
     shown["_o"] = shown["category"].map(lambda c: order.get(c, len(order)))

@@ -131,7 +131,9 @@ def load_answers(source: str | Path) -> dict[int, dict[str, Any]]:
     return answers
 
 
-def load_references(source: str | Path | None, questions: list[Question]) -> dict[int, tuple[str, ...]]:
+def load_references(
+    source: str | Path | None, questions: list[Question]
+) -> dict[int, tuple[str, ...]]:
     """Reference answers: the file's first choice, else a question's own `reference` field."""
     refs = {q.question_id: q.reference for q in questions if q.reference is not None}
     if source:
@@ -198,7 +200,9 @@ def load_prompt_set(spec: str | Path | dict[str, Any] | None) -> PromptSet:
             )
     else:
         name = Path(source.split("?")[0]).stem
-    return PromptSet(name=name, sha256=sha, source=source, prompts=_parse_prompts(data.decode("utf-8"), source))
+    return PromptSet(
+        name=name, sha256=sha, source=source, prompts=_parse_prompts(data.decode("utf-8"), source)
+    )
 
 
 def load_judge_prompts(source: str | Path | dict[str, Any] | None) -> dict[str, JudgePrompt]:

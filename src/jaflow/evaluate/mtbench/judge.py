@@ -37,7 +37,7 @@ ONE_SCORE = re.compile(r"\[\[(\d+\.?\d*)\]\]")
 ONE_SCORE_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
 
 FOLLOW_UP = {
-    "[[評価]]": "評価の数値だけを、必ず次の形式で書いてください：\"評価：[[5]]\"",
+    "[[評価]]": '評価の数値だけを、必ず次の形式で書いてください："評価：[[5]]"',
     "[[rating]]": 'Give only your rating, strictly in this format: "Rating: [[5]]".',
     "[[A]]": '判定だけを、必ず次の形式で書いてください："[[A]]"、"[[B]]" または "[[C]]"',
 }
@@ -70,8 +70,13 @@ def strip_reasoning(text: str) -> str:
 
 def _is_japanese(ch: str) -> bool:
     o = ord(ch)
-    return (0x3040 <= o <= 0x30FF or 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF
-            or 0xFF66 <= o <= 0xFF9F or o in (0x3005, 0x3006))
+    return (
+        0x3040 <= o <= 0x30FF
+        or 0x3400 <= o <= 0x4DBF
+        or 0x4E00 <= o <= 0x9FFF
+        or 0xFF66 <= o <= 0xFF9F
+        or o in (0x3005, 0x3006)
+    )
 
 
 def japanese_ratio(text: str) -> float | None:
@@ -97,8 +102,13 @@ class JudgeInfo:
         return text_hash(dict(self.identity), dict(self.settings), dict(self.prompt_set))
 
     def record(self) -> dict[str, Any]:
-        return {"name": self.name, "sha256": self.sha256, "identity": dict(self.identity),
-                "settings": dict(self.settings), "prompt_set": dict(self.prompt_set)}
+        return {
+            "name": self.name,
+            "sha256": self.sha256,
+            "identity": dict(self.identity),
+            "settings": dict(self.settings),
+            "prompt_set": dict(self.prompt_set),
+        }
 
 
 def unidentified_judge(name: str | None) -> JudgeInfo:
@@ -134,8 +144,13 @@ class JudgeRequest:
 
     def with_key(self) -> JudgeRequest:
         key = text_hash(
-            self.judge.sha256, self.answer_hash, self.question_id, self.turn,
-            self.prompt.name, self.prompt.fingerprint(), list(self.messages),
+            self.judge.sha256,
+            self.answer_hash,
+            self.question_id,
+            self.turn,
+            self.prompt.name,
+            self.prompt.fingerprint(),
+            list(self.messages),
         )
         return dataclasses.replace(self, key=key)
 
@@ -162,9 +177,13 @@ def _messages(prompt: JudgePrompt, user: str) -> Messages:
     return (*system, {"role": "user", "content": user})
 
 
-def prompt_name(category: str, turn: int, ref_categories: Sequence[str], kind: str = "single") -> str:
+def prompt_name(
+    category: str, turn: int, ref_categories: Sequence[str], kind: str = "single"
+) -> str:
     """FastChat's choice: single-v1 / single-math-v1, plus -multi-turn for turn 2."""
-    base = {"single": ("single-v1", "single-math-v1"), "pairwise": ("pair-v2", "pair-math-v1")}[kind]
+    base = {"single": ("single-v1", "single-math-v1"), "pairwise": ("pair-v2", "pair-math-v1")}[
+        kind
+    ]
     name = base[1] if category in ref_categories else base[0]
     return name + ("-multi-turn" if turn == 2 else "")
 
@@ -174,7 +193,9 @@ def check_prompts(
 ) -> None:
     for name in sorted(set(needed)):
         if name not in prompts:
-            hint = " (or judge turn 1 only: mtbench.turns: [1])" if name.endswith("multi-turn") else ""
+            hint = (
+                " (or judge turn 1 only: mtbench.turns: [1])" if name.endswith("multi-turn") else ""
+            )
             raise DataError(
                 f"{source}: no judge prompt named '{name}'; it has {sorted(prompts)}. "
                 f"Add it to the file{hint}"
@@ -202,7 +223,12 @@ def single_requests(
     """
     judge = judge or unidentified_judge(judge_model)
     requests = []
-    needed = {prompt_name(q.category, t, ref_categories) for q in questions for t in turns if t <= len(q.turns)}
+    needed = {
+        prompt_name(q.category, t, ref_categories)
+        for q in questions
+        for t in turns
+        if t <= len(q.turns)
+    }
     check_prompts(prompts, needed, prompts_source, turns)
     for q in questions:
         if q.question_id not in answers:
@@ -229,19 +255,34 @@ def single_requests(
                 if turn == 1:
                     kwargs.update(question=q.turns[0], answer=ans[0])
                 else:
-                    kwargs.update(question_1=q.turns[0], question_2=q.turns[1], answer_1=ans[0], answer_2=ans[1])
+                    kwargs.update(
+                        question_1=q.turns[0],
+                        question_2=q.turns[1],
+                        answer_1=ans[0],
+                        answer_2=ans[1],
+                    )
                 if needs_ref:
                     kwargs.update({f"ref_answer_{i + 1}": r for i, r in enumerate(ref)})
                 try:
                     user = prompt.prompt_template.format(**kwargs)
                 except (KeyError, IndexError) as e:
-                    raise DataError(f"{prompts_source}: prompt '{prompt.name}' uses {e}, which turn {turn} does not provide") from None
-                requests.append(JudgeRequest(
-                    question_id=q.question_id, category=q.category, model=model,
-                    choice=int(choice.get("index", 0)), turn=turn, prompt=prompt,
-                    messages=_messages(prompt, user), answer_hash=text_hash(ans[:turn]),
-                    judge=judge, answer=ans[turn - 1],
-                ).with_key())
+                    raise DataError(
+                        f"{prompts_source}: prompt '{prompt.name}' uses {e}, which turn {turn} does not provide"
+                    ) from None
+                requests.append(
+                    JudgeRequest(
+                        question_id=q.question_id,
+                        category=q.category,
+                        model=model,
+                        choice=int(choice.get("index", 0)),
+                        turn=turn,
+                        prompt=prompt,
+                        messages=_messages(prompt, user),
+                        answer_hash=text_hash(ans[:turn]),
+                        judge=judge,
+                        answer=ans[turn - 1],
+                    ).with_key()
+                )
     return requests
 
 
@@ -279,9 +320,16 @@ class JudgeCache:
     def put(self, call: Call, output: str, usage: Mapping[str, int] | None = None) -> None:
         r = call.request
         row = {
-            "key": call.key, "request": r.key, "question_id": r.question_id, "model": r.model,
-            "choice": r.choice, "turn": r.turn, "judge": [r.judge_model, r.prompt.name],
-            "judge_sha256": r.judge.sha256, "attempt": call.attempt, "output": output,
+            "key": call.key,
+            "request": r.key,
+            "question_id": r.question_id,
+            "model": r.model,
+            "choice": r.choice,
+            "turn": r.turn,
+            "judge": [r.judge_model, r.prompt.name],
+            "judge_sha256": r.judge.sha256,
+            "attempt": call.attempt,
+            "output": output,
             "usage": dict(usage) if usage else None,
         }
         data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
@@ -363,7 +411,11 @@ class Judgment:
 def follow_up(call: Call, output: str) -> Call:
     fmt = call.request.prompt.output_format
     text = FOLLOW_UP.get(fmt, FOLLOW_UP["[[rating]]"])
-    messages = (*call.messages, {"role": "assistant", "content": output}, {"role": "user", "content": text})
+    messages = (
+        *call.messages,
+        {"role": "assistant", "content": output},
+        {"role": "user", "content": text},
+    )
     return Call(call.request, 1, messages)
 
 
@@ -381,8 +433,13 @@ def run_judgments(
     sent = {"n": 0}
     lock = threading.Lock()
 
-    def on_result(call: Call, output: str | None, error: str | None, events: Sequence[str] = (),
-                  usage: Mapping[str, int] | None = None) -> None:
+    def on_result(
+        call: Call,
+        output: str | None,
+        error: str | None,
+        events: Sequence[str] = (),
+        usage: Mapping[str, int] | None = None,
+    ) -> None:
         if output is not None:
             cache.put(call, output, usage)
         with lock:
@@ -414,12 +471,19 @@ def run_judgments(
     done = judgments
     n_failed = sum(j.status == "parse_failed" for j in done)
     n_errors = sum(j.status == "error" for j in done)
-    log.info("%d judgment(s): %d parse failure(s), %d error(s); %d call(s) sent",
-             len(done), n_failed, n_errors, sent["n"])
+    log.info(
+        "%d judgment(s): %d parse failure(s), %d error(s); %d call(s) sent",
+        len(done),
+        n_failed,
+        n_errors,
+        sent["n"],
+    )
     return done
 
 
-def check_failures(judgments: Sequence[Judgment], max_failures: int, cache: str | os.PathLike) -> None:
+def check_failures(
+    judgments: Sequence[Judgment], max_failures: int, cache: str | os.PathLike
+) -> None:
     """Fail when more judgments than `max_failures` have no rating (errors or unparsable)."""
     bad = [j for j in judgments if j.status != "ok"]
     if len(bad) <= max_failures:

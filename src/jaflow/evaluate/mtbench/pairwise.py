@@ -27,8 +27,19 @@ from jaflow.evaluate.mtbench.judge import (
     strip_reasoning,
 )
 
-PAIR_COLUMNS = ("model", "baseline", "category", "turn", "win", "loss", "tie", "n_failed", "n_errors",
-                "win_rate", "win_rate_adjusted")
+PAIR_COLUMNS = (
+    "model",
+    "baseline",
+    "category",
+    "turn",
+    "win",
+    "loss",
+    "tie",
+    "n_failed",
+    "n_errors",
+    "win_rate",
+    "win_rate_adjusted",
+)
 
 
 def parse_verdict(text: str) -> str | None:
@@ -56,7 +67,9 @@ def pair_requests(
 ) -> list[JudgeRequest]:
     """Two requests per (question, turn): order 0 shows the model as A, order 1 as B."""
     clean = strip_reasoning if strip else (lambda t: t)
-    needed = {prompt_name(q.category, t, ref_categories, "pairwise") for q in questions for t in turns}
+    needed = {
+        prompt_name(q.category, t, ref_categories, "pairwise") for q in questions for t in turns
+    }
     check_prompts(prompts, needed, prompts_source, turns)
     requests = []
     for q in questions:
@@ -76,21 +89,41 @@ def pair_requests(
                 if turn == 1:
                     kwargs = dict(question=q.turns[0], answer_a=a[0], answer_b=b[0])
                 else:
-                    kwargs = dict(question_1=q.turns[0], question_2=q.turns[1], answer_a_1=a[0],
-                                  answer_a_2=a[1], answer_b_1=b[0], answer_b_2=b[1])
+                    kwargs = dict(
+                        question_1=q.turns[0],
+                        question_2=q.turns[1],
+                        answer_a_1=a[0],
+                        answer_a_2=a[1],
+                        answer_b_1=b[0],
+                        answer_b_2=b[1],
+                    )
                 if ref is not None and q.category in ref_categories:
                     kwargs.update({f"ref_answer_{i + 1}": r for i, r in enumerate(ref)})
                 user = prompt.prompt_template.format(**kwargs)
-                requests.append(JudgeRequest(
-                    question_id=q.question_id, category=q.category, model=f"{model}__{baseline}",
-                    choice=order, turn=turn, prompt=prompt, messages=_messages(prompt, user),
-                    answer_hash=text_hash(a[:turn], b[:turn]), judge=judge, answer=mine[turn - 1],
-                ).with_key())
+                requests.append(
+                    JudgeRequest(
+                        question_id=q.question_id,
+                        category=q.category,
+                        model=f"{model}__{baseline}",
+                        choice=order,
+                        turn=turn,
+                        prompt=prompt,
+                        messages=_messages(prompt, user),
+                        answer_hash=text_hash(a[:turn], b[:turn]),
+                        judge=judge,
+                        answer=mine[turn - 1],
+                    ).with_key()
+                )
     return requests
 
 
 def judge_pairs(
-    requests: Sequence[JudgeRequest], backend: Backend, cache: JudgeCache, *, model: str, baseline: str
+    requests: Sequence[JudgeRequest],
+    backend: Backend,
+    cache: JudgeCache,
+    *,
+    model: str,
+    baseline: str,
 ) -> tuple[list[dict[str, Any]], list[Judgment]]:
     """FastChat's pairwise rows (g1: model as A, g2: model as B) with the combined `winner`,
     and the judgments they come from."""
@@ -109,20 +142,35 @@ def judge_pairs(
             winner, status = "failed", "parse_failed"
         else:
             winner, status = (w1 if w1 == w2 else "tie"), "ok"  # disagreement between orders: a tie
-        rows.append({
-            "question_id": qid, "category": g1.request.category, "turn": turn,
-            "model_1": model, "model_2": baseline, "g1_winner": w1 or g1.status,
-            "g2_winner": w2 or g2.status, "winner": winner, "status": status,
-            "judge": [g1.request.judge_model, g1.request.prompt.name],
-            "g1_user_prompt": g1.request.user_prompt, "g1_judgment": g1.outputs[0] if g1.outputs else "",
-            "g2_user_prompt": g2.request.user_prompt, "g2_judgment": g2.outputs[0] if g2.outputs else "",
-            "g1_raw": g1.outputs, "g2_raw": g2.outputs, "error": g1.error or g2.error,
-            "judge_sha256": g1.request.judge.sha256, "prompt_set": dict(g1.request.judge.prompt_set),
-        })
+        rows.append(
+            {
+                "question_id": qid,
+                "category": g1.request.category,
+                "turn": turn,
+                "model_1": model,
+                "model_2": baseline,
+                "g1_winner": w1 or g1.status,
+                "g2_winner": w2 or g2.status,
+                "winner": winner,
+                "status": status,
+                "judge": [g1.request.judge_model, g1.request.prompt.name],
+                "g1_user_prompt": g1.request.user_prompt,
+                "g1_judgment": g1.outputs[0] if g1.outputs else "",
+                "g2_user_prompt": g2.request.user_prompt,
+                "g2_judgment": g2.outputs[0] if g2.outputs else "",
+                "g1_raw": g1.outputs,
+                "g2_raw": g2.outputs,
+                "error": g1.error or g2.error,
+                "judge_sha256": g1.request.judge.sha256,
+                "prompt_set": dict(g1.request.judge.prompt_set),
+            }
+        )
     return rows, done
 
 
-def pair_score_rows(rows: Iterable[Mapping[str, Any]], model: str, baseline: str) -> list[dict[str, Any]]:
+def pair_score_rows(
+    rows: Iterable[Mapping[str, Any]], model: str, baseline: str
+) -> list[dict[str, Any]]:
     """Win/loss/tie per (category, turn) and over all categories (category `all`)."""
     rows = list(rows)
     out = []
@@ -134,11 +182,19 @@ def pair_score_rows(rows: Iterable[Mapping[str, Any]], model: str, baseline: str
             loss = sum(r["winner"] == baseline for r in sel)
             tie = sum(r["winner"] == "tie" for r in sel)
             n = win + loss + tie
-            out.append(dict(
-                model=model, baseline=baseline, category=category, turn=turn, win=win, loss=loss, tie=tie,
-                n_failed=sum(r["status"] == "parse_failed" for r in sel),
-                n_errors=sum(r["status"] == "error" for r in sel),
-                win_rate=win / n if n else math.nan,
-                win_rate_adjusted=(win + 0.5 * tie) / n if n else math.nan,
-            ))
+            out.append(
+                dict(
+                    model=model,
+                    baseline=baseline,
+                    category=category,
+                    turn=turn,
+                    win=win,
+                    loss=loss,
+                    tie=tie,
+                    n_failed=sum(r["status"] == "parse_failed" for r in sel),
+                    n_errors=sum(r["status"] == "error" for r in sel),
+                    win_rate=win / n if n else math.nan,
+                    win_rate_adjusted=(win + 0.5 * tie) / n if n else math.nan,
+                )
+            )
     return out

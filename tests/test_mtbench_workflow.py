@@ -140,14 +140,18 @@ def test_pairwise_mode_is_wired(run_workflow, tmp_path):
         "WARNING: mtbench.judge.api_key_env: environment variable JAFLOW_TEST_UNSET_KEY is not set"
         in dry.stderr
     )
-    questions = "results/tiny/mtbench/question.jsonl"
-    proc = run_workflow(questions, config=unset, default_config=False, check=False)
+    scores = "results/mtbench/japanese_mt_bench/scores/gpt-4o/a.csv"
+    proc = run_workflow(scores, config=unset, default_config=False, check=False)
     assert proc.returncode != 0
     assert (
         "mtbench.judge.api_key_env: environment variable JAFLOW_TEST_UNSET_KEY"
         in proc.stdout + proc.stderr
     )
-    assert not (proc.workdir / questions).exists()  # stopped before the first job
+    assert not (proc.workdir / "results").exists()  # stopped before the first job (no answers)
+    # a run without judge jobs is not stopped for the judge's key
+    questions = "results/tiny/mtbench/question.jsonl"
+    run_workflow(questions, config=unset, default_config=False, workdir=proc.workdir)
+    assert (proc.workdir / questions).exists()
     bad = {**config, "mtbench": {**config["mtbench"], "pairwise": {"baseline": "nobody"}}}
     proc = run_workflow(config=bad, default_config=False, args=["-n"], check=False)
     assert proc.returncode != 0

@@ -6,13 +6,16 @@ import sys
 from jaflow.evaluate.mtbench.backends import check_judge_env, judge_key_problem
 
 
+MTBENCH_JUDGE_RULES = ("mtbench_judge", "mtbench_pairwise")
+
 if config["mtbench"]["models"] and judge_key_problem(config["mtbench"]["judge"]):
-    # a dry run only warns; a real run stops in onstart, before any job (answers included) runs
+    # a dry run only warns; a real run that has judge jobs to run stops in onstart, when the
+    # DAG is built and before any job (answers included) runs
     print(f"WARNING: {judge_key_problem(config['mtbench']['judge'])}", file=sys.stderr)
 
 
 onstart:
-    if config["mtbench"]["models"]:
+    if any(job.rule.name in MTBENCH_JUDGE_RULES for job in workflow.dag.needrun_jobs()):
         check_judge_env(config["mtbench"]["judge"])
 
 

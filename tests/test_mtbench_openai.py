@@ -429,3 +429,29 @@ def test_batch_judging_completes_and_resumes_after_a_kill(tmp_path, api_key):
         polls = server.batch_polls
         judge_stage(**files, mtbench=mt)  # all cached: nothing submitted or polled
         assert len(server.batches) == 1 and server.batch_polls == polls
+
+
+def test_backoff_is_jittered_and_never_shorter_than_retry_after(monkeypatch):
+    import email.utils
+
+    from jaflow.evaluate.mtbench.backends import OpenAITransport, retry_after
+
+    assert retry_after({"retry-after": "5"}) == 5.0
+    assert retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 < retry_after({"retry-after": later}) <= 30
+    assert retry_after({"retry-after": "soon"}) is None and retry_after({}) is None
+    monkeypatch.setenv("MT_TEST_KEY", KEY)
+    t = OpenAITransport(
+        "m",
+        base_url="http://127.0.0.1:9/v1",
+        api_key_env="MT_TEST_KEY",
+        timeout=1,
+        max_retries=3,
+        backoff=1.0,
+        max_backoff=4.0,
+        config_key="mtbench.judge",
+    )
+    delays = [t.delay(2, None) for _ in range(200)]
+    assert all(2.0 <= d <= 4.0 for d in delays) and len(set(delays)) > 150  # jittered, capped
+    assert all(t.delay(0, 10.0) >= 10.0 for _ in range(20))  # Retry-After beyond the cap wins

@@ -101,6 +101,10 @@ def test_answer_and_judge_with_the_hf_backend(run_workflow, tiny_model, tmp_path
         assert "rule mtbench_judge:" in dry.stdout and "rule mtbench_answer:" not in dry.stdout, (
             extra
         )
+    # how an answer backend is asked (not what it answers) reruns nothing
+    asked = {**config, "mtbench": {**config["mtbench"], "answer": {"concurrency": 3, "timeout": 5}}}
+    dry = run_workflow(scores, config=asked, default_config=False, workdir=work, args=["-n"])
+    assert "rule mtbench_answer:" not in dry.stdout and "rule mtbench_judge:" not in dry.stdout
     edited = {**config, "mtbench": {**config["mtbench"], "judge_prompts": str(prompts)}}
     run_workflow(scores, config=edited, default_config=False, workdir=work)
     answers_mtime = (work / f"{BENCH}/model_answer/tiny.jsonl").stat().st_mtime

@@ -34,15 +34,26 @@ def mtbench_questions_source(wildcards):
     return mtbench_sources()["questions"]
 
 
+# mtbench.answer keys that change what a backend answers; the others (concurrency, timeout,
+# retries, the key variable) only change how it is asked, and the job reads them from the config
+MTBENCH_ANSWER_KEYS_BY_BACKEND = {
+    "hf": ("backend",),
+    "vllm": ("backend", "gpu_memory_utilization"),
+    "openai": ("backend", "base_url", "endpoint", "served_models", "send_repetition_penalty"),
+}
+
+
 def mtbench_answer_settings(wildcards):
     """Sampling keys and this model's answer backend: all that changes its answers."""
-    mt = config["mtbench"]
-    answer = dict(mt["answer"])
-    # this model's served name only: renaming another model's never reruns this one
-    answer["served_models"] = {
-        m: n for m, n in answer["served_models"].items() if m == wildcards.model
-    }
-    return {**mtbench_answer_params(wildcards), "answer": answer}
+    answer = config["mtbench"]["answer"]
+    keys = MTBENCH_ANSWER_KEYS_BY_BACKEND[answer["backend"]]
+    shown = {k: answer[k] for k in keys}
+    if "served_models" in shown:
+        # this model's served name only: renaming another model's never reruns this one
+        shown["served_models"] = {
+            m: n for m, n in answer["served_models"].items() if m == wildcards.model
+        }
+    return {**mtbench_answer_params(wildcards), "answer": shown}
 
 
 def mtbench_judge_settings(wildcards):

@@ -10,6 +10,13 @@ with jaflow.logs.log_to(snakemake.log[0]):
         model_id=snakemake.wildcards.model,
         hf_args=snakemake.params.model,
         chat_format=snakemake.params.chat_format,
-        mtbench=snakemake.params.mtbench,
+        # params hold what changes answers; how the backend is asked comes from the config
+        mtbench={
+            **snakemake.params.mtbench,
+            "answer": {
+                **snakemake.config["mtbench"]["answer"],
+                **snakemake.params.mtbench["answer"],
+            },
+        },
         seed=snakemake.params.seed,
     )

@@ -437,6 +437,7 @@ def test_reasoning_is_stripped_before_judging_and_kept_in_the_answer(tmp_path):
     assert strip_reasoning("考える</think>答え") == "答え"  # the template opened the block
     assert strip_reasoning("<think>途中で切れた") == ""
     assert strip_reasoning("a<think>x</think>b<think>y</think>c") == "abc"
+    assert strip_reasoning("  答え\n") == "  答え\n"  # no tags: untouched
     files = _judge_files(
         tmp_path, lambda q: (f"<think>秘密{q.question_id}</think>答え", "<think>秘密</think>答え2")
     )

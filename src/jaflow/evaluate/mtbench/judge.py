@@ -62,7 +62,10 @@ THINK_BLOCK = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL)
 
 
 def strip_reasoning(text: str) -> str:
-    """The answer without `<think>…</think>` reasoning (what the judge is shown)."""
+    """The answer without `<think>…</think>` reasoning (what the judge is shown). An answer
+    without reasoning tags is returned byte for byte (FastChat's judge messages stay identical)."""
+    if "<think>" not in text and "</think>" not in text:
+        return text
     if "</think>" in text and "<think>" not in text.split("</think>", 1)[0]:
         text = text.split("</think>", 1)[1]
     return THINK_BLOCK.sub("", text).strip()

@@ -198,3 +198,31 @@ def test_vllm_backend_needs_a_gpu(templated_model, tmp_path):
             mtbench=filled_mtbench({"answer": {"backend": "vllm"}}),
             seed=0,
         )
+
+
+def test_an_answer_server_outage_fails_the_job_writing_nothing(
+    templated_model, tmp_path, monkeypatch
+):
+    from jaflow.evaluate.mtbench.answer import AnswerFailed
+
+    monkeypatch.setenv("MT_ANSWER_KEY", "sk-test")
+    questions = write_tiny_questions(tmp_path / "question.jsonl", seed=1)
+    out = tmp_path / "a.jsonl"
+    with JudgeServer(api_key="sk-test", down_until=1000) as server:
+        mt = answer_config(
+            server, "chat", max_retries=1, concurrency=1, api_key_env="MT_ANSWER_KEY"
+        )
+        mt["answer"]["served_models"] = {}
+        with pytest.raises(
+            AnswerFailed, match=r"gave no answer for model 'tiny' after retries: HTTP 500"
+        ):
+            answer_stage(
+                questions=str(questions),
+                output=str(out),
+                model_id="tiny",
+                hf_args=hf(templated_model),
+                chat_format=None,
+                mtbench=mt,
+                seed=0,
+            )
+    assert not out.exists()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jaflow.data.templates import TEMPLATES, get_template
-from jaflow.errors import ConfigError
+from jaflow.errors import ConfigError, JaflowError
 from jaflow.evaluate.mtbench.categories import GREEDY_BELOW, temperature_for
 from jaflow.evaluate.mtbench.data import Question, text_hash
 from jaflow.evaluate.mtbench.generation import (
@@ -73,6 +73,10 @@ class ChatFormat:
 
 
 Conversation = list[dict[str, str]]
+
+
+class AnswerFailed(JaflowError):
+    """An answer server gave no usable answer after retries: the job fails, writing nothing."""
 
 
 @dataclass
@@ -165,14 +169,14 @@ def openai_generator(
                 params["stop"] = stops[:4]
         body, error, _ = transport.request(endpoint, lambda: params)
         if body is None:
-            raise ConfigError(
+            raise AnswerFailed(
                 f"mtbench.answer: {transport.base_url} gave no answer for model "
                 f"'{api_model}' after retries: {error}"
             )
         choice = body["choices"][0]
         text = (choice.get("message") or {}).get("content") if fmt is None else choice.get("text")
         if not isinstance(text, str):
-            raise ConfigError(
+            raise AnswerFailed(
                 f"mtbench.answer: {transport.base_url} replied without text: {choice!r:.200}"
             )
         return prompt, (fmt.clean(text) if fmt is not None else text.strip())

@@ -69,14 +69,16 @@ USER_FILES_REQUIRED = {
 }
 USER_FILES_LATER = {
     "swallow_moe_4x7b_lisa": {
-        "data/japanese_mt_bench/reference_answer/gpt-4.jsonl",
-        "data/japanese_mt_bench/judge_ja_prompts.jsonl",
+        "data/japanese_mt_bench/reference_answer/gpt-4.jsonl",  # judge prompts: a pinned URL
     },
 }
 CARDS = sorted(EXPECTED_JOBS)
 # Nothing in a dry run may reach the network: hub ids are not inputs, and any request through
 # these settings would fail.
 OFFLINE_ENV = {
+    # seed 004's judge is an API model: its key variable must be set when the DAG is built
+    # (no network is reached: the proxies below go nowhere, and no judge job runs)
+    "OPENAI_API_KEY": "sk-never-sent",
     "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
     "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
     "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",

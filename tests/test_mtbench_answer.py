@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from mtbench_support import filled_mtbench
 from transformers import AutoTokenizer
 
 from jaflow.data.templates import get_template
@@ -34,19 +35,29 @@ def tiny_lm(tiny_model, tmp_path_factory):
 
 
 def hf(path: Path) -> dict:
-    return {"pretrained": str(path), "peft": None, "tokenizer": None, "use_fast": True,
-            "trust_remote_code": False, "dtype": "float32"}
+    return {
+        "pretrained": str(path),
+        "peft": None,
+        "tokenizer": None,
+        "use_fast": True,
+        "trust_remote_code": False,
+        "dtype": "float32",
+    }
 
 
 @pytest.fixture(scope="module")
 def questions(tmp_path_factory):
-    return load_questions(write_tiny_questions(tmp_path_factory.mktemp("q") / "question.jsonl", seed=1))
+    return load_questions(
+        write_tiny_questions(tmp_path_factory.mktemp("q") / "question.jsonl", seed=1)
+    )
 
 
 @pytest.mark.parametrize("fmt", ["rinna_chat", "alpaca_ja", "chat_template"])
 def test_answers_both_turns_in_the_models_chat_format(tiny_lm, questions, fmt):
     model_dir = tiny_lm["templated" if fmt == "chat_template" else "plain"]
-    kwargs = dict(model_id="tiny", chat_format=fmt, max_new_tokens=6, num_choices=2, batch_size=3, seed=7)
+    kwargs = dict(
+        model_id="tiny", chat_format=fmt, max_new_tokens=6, num_choices=2, batch_size=3, seed=7
+    )
     records = answer_questions(questions, hf(model_dir), **kwargs)
     assert [r["question_id"] for r in records] == [q.question_id for q in questions]
     _, tokenizer = load_model(hf(model_dir))
@@ -54,10 +65,15 @@ def test_answers_both_turns_in_the_models_chat_format(tiny_lm, questions, fmt):
         assert [c["index"] for c in rec["choices"]] == [0, 1]
         assert all(len(c["turns"]) == 2 for c in rec["choices"])
         a1 = rec["choices"][0]["turns"][0]
-        conversation = [{"role": "user", "content": q.turns[0]}, {"role": "assistant", "content": a1},
-                        {"role": "user", "content": q.turns[1]}]
+        conversation = [
+            {"role": "user", "content": q.turns[0]},
+            {"role": "assistant", "content": a1},
+            {"role": "user", "content": q.turns[1]},
+        ]
         if fmt == "chat_template":
-            expected = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+            expected = tokenizer.apply_chat_template(
+                conversation, tokenize=False, add_generation_prompt=True
+            )
             assert expected.endswith("<s>assistant: ")
         else:
             expected = get_template(fmt).prompt_for(conversation)
@@ -65,7 +81,10 @@ def test_answers_both_turns_in_the_models_chat_format(tiny_lm, questions, fmt):
         assert rec["generate_params"]["prompt"] == expected
         params = rec["generate_params"]
         assert params["chat_format"] == fmt and params["temperature"] == {
-            "writing": 0.5, "roleplay": 0.5, "extraction": 0.2}.get(q.category, 0.1 if q.category in ("math", "coding", "reasoning") else 0.2)
+            "writing": 0.5,
+            "roleplay": 0.5,
+            "extraction": 0.2,
+        }.get(q.category, 0.1 if q.category in ("math", "coding", "reasoning") else 0.2)
     again = answer_questions(questions, hf(model_dir), **kwargs)
     assert again == records  # seeded: the same config gives the same answers
 
@@ -83,17 +102,47 @@ def test_answers_stop_where_the_next_user_turn_starts():
 
 
 def test_hf_judge_backend_runs_offline_and_counts_failures(tiny_lm, questions, tmp_path):
-    answers = [{"question_id": q.question_id, "model_id": "m",
-                "choices": [{"index": 0, "turns": ["はい。", "いいえ。"]}]} for q in questions]
+    answers = [
+        {
+            "question_id": q.question_id,
+            "model_id": "m",
+            "choices": [{"index": 0, "turns": ["はい。", "いいえ。"]}],
+        }
+        for q in questions
+    ]
     write_jsonl(tmp_path / "answers.jsonl", answers)
-    write_jsonl(tmp_path / "question.jsonl", [
-        {"question_id": q.question_id, "category": q.category, "turns": list(q.turns),
-         **({"reference": list(q.reference)} if q.reference else {})} for q in questions])
-    mt = {"turns": [1, 2], "batch_size": 8,
-          "judge": {"backend": "hf", "model": str(tiny_lm["plain"]), "max_new_tokens": 4}}
-    files = dict(answers=str(tmp_path / "answers.jsonl"), questions=str(tmp_path / "question.jsonl"),
-                 judgments=str(tmp_path / "j.jsonl"), scores=str(tmp_path / "s.csv"),
-                 cache=str(tmp_path / "cache.jsonl"), model_id="m")
+    write_jsonl(
+        tmp_path / "question.jsonl",
+        [
+            {
+                "question_id": q.question_id,
+                "category": q.category,
+                "turns": list(q.turns),
+                **({"reference": list(q.reference)} if q.reference else {}),
+            }
+            for q in questions
+        ],
+    )
+    mt = filled_mtbench(
+        {
+            "turns": [1, 2],
+            "batch_size": 8,
+            "judge": {
+                "backend": "hf",
+                "model": str(tiny_lm["plain"]),
+                "max_new_tokens": 4,
+                "max_failures": 16,
+            },
+        }
+    )
+    files = dict(
+        answers=str(tmp_path / "answers.jsonl"),
+        questions=str(tmp_path / "question.jsonl"),
+        judgments=str(tmp_path / "j.jsonl"),
+        scores=str(tmp_path / "s.csv"),
+        cache=str(tmp_path / "cache.jsonl"),
+        model_id="m",
+    )
     table = judge_stage(**files, mtbench=mt)
     rows = read_jsonl(tmp_path / "j.jsonl")
     assert len(rows) == 16

@@ -12,7 +12,14 @@ from jaflow.graph import MergedModel, ModelGraph, TrainedModel, is_local_path
 from jaflow.layout import Layout
 
 MTBENCH_ANSWER_KEYS = ("max_new_tokens", "num_choices", "batch_size", "top_p", "repetition_penalty", "temperature")
-MTBENCH_JUDGE_KEYS = ("judge", "turns", "ref_categories", "batch_size")
+# mtbench.answer keys that change what a backend answers
+MTBENCH_ANSWER_KEYS_BY_BACKEND = {
+    "hf": ("backend",),
+    "vllm": ("backend", "gpu_memory_utilization"),
+    "openai": ("backend", "base_url", "endpoint", "served_models", "send_repetition_penalty"),
+}
+MTBENCH_JUDGE_SETTINGS = ("judge", "turns", "ref_categories", "batch_size", "strip_reasoning",
+                          "judge_prompts", "reference_answers")
 
 
 def is_local_file(source: str | None) -> bool:
@@ -173,29 +180,39 @@ class Targets:
 
     # -- MT-Bench -------------------------------------------------------------------------------
 
-    def mtbench_sources(self) -> dict[str, str | None]:
-        """Question, reference and judge-prompt files (local paths or URLs; null prompts = jaflow's)."""
+    def mtbench_answer_settings(self, model: str) -> dict[str, Any]:
+        """Sampling keys and the answer backend's keys that change answers (not how it is asked:
+        concurrency, timeouts and the key variable come from the config in the job)."""
         mt = self.config["mtbench"]
-        return {k: mt[k] for k in ("questions", "reference_answers", "judge_prompts")}
+        answer = mt["answer"]
+        shown = {k: answer[k] for k in MTBENCH_ANSWER_KEYS_BY_BACKEND[answer["backend"]]}
+        if "served_models" in shown:  # this model's served name only
+            shown["served_models"] = {m: n for m, n in answer["served_models"].items() if m == model}
+        return {**{k: mt[k] for k in MTBENCH_ANSWER_KEYS}, "answer": shown}
 
-    def mtbench_answer_sources(self) -> dict[str, str | None]:
-        """Answers read only the questions: judge prompts and references never regenerate them."""
-        return {"questions": self.config["mtbench"]["questions"]}
-
-    def mtbench_answer_params(self) -> dict[str, Any]:
-        """Only what changes the answers, so a judge setting never regenerates them."""
-        return {k: self.config["mtbench"][k] for k in MTBENCH_ANSWER_KEYS}
-
-    def mtbench_judge_params(self) -> dict[str, Any]:
-        return {k: self.config["mtbench"][k] for k in MTBENCH_JUDGE_KEYS}
+    def mtbench_judge_settings(self) -> dict[str, Any]:
+        """Everything the judge job reads from mtbench.* (never an input of the answer jobs)."""
+        return {k: self.config["mtbench"][k] for k in MTBENCH_JUDGE_SETTINGS}
 
     def mtbench_questions(self) -> list[str]:
         source = self.config["mtbench"]["questions"]
         return [source] if is_local_file(source) else []
 
     def mtbench_judge_files(self) -> list[str]:
-        sources = self.mtbench_sources()
-        return [sources[k] for k in ("reference_answers", "judge_prompts") if is_local_file(sources[k])]
+        """Local reference-answer and judge-prompt files (URLs are fetched by the job)."""
+        mt = self.config["mtbench"]
+        prompts = mt["judge_prompts"]
+        if isinstance(prompts, dict):
+            prompts = prompts["source"]
+        return [s for s in (mt["reference_answers"], prompts) if is_local_file(s)]
+
+    def check_judge_key(self) -> None:
+        """An API judge's key variable must be set when the DAG is built, not after hours of
+        answer generation (ConfigError naming mtbench.judge.api_key_env)."""
+        from jaflow.evaluate.mtbench.backends import check_judge_env
+
+        if self.config["mtbench"]["models"]:
+            check_judge_env(self.config["mtbench"]["judge"])
 
     def mtbench_baseline_answers(self, bench: str) -> str:
         pairwise = self.config["mtbench"]["pairwise"]

@@ -18,6 +18,7 @@ EXPERIMENT = load_experiment(config, workflow.configfiles, SCHEMA)
 GRAPH = EXPERIMENT.graph
 L = EXPERIMENT.layout
 TARGETS = Targets(config, GRAPH)
+TARGETS.check_judge_key()
 
 
 def names_regex(names):
@@ -65,10 +66,8 @@ report_models = params(lambda w: TARGETS.report_models(w.report))
 
 
 jglue_settings = params(lambda w: TARGETS.jglue_settings())
-mtbench_sources = params(lambda w: TARGETS.mtbench_sources())
-mtbench_answer_sources = params(lambda w: TARGETS.mtbench_answer_sources())
-mtbench_answer_params = params(lambda w: TARGETS.mtbench_answer_params())
-mtbench_judge_params = params(lambda w: TARGETS.mtbench_judge_params())
+mtbench_answer_settings = params(lambda w: TARGETS.mtbench_answer_settings(w.model))
+mtbench_judge_settings = params(lambda w: TARGETS.mtbench_judge_settings())
 mtbench_judge_hf_args = params(lambda w: TARGETS.judge_hf_args())
 
 

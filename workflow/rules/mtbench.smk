@@ -1,4 +1,6 @@
 # Japanese MT-Bench: answers per model, then an LLM judge, then per-category scores.
+# Answer jobs see only what changes answers; judge prompts, reference answers and judge settings
+# reach the judge jobs alone, so a judge-side edit never regenerates answers.
 
 
 rule mtbench_answer:
@@ -10,8 +12,8 @@ rule mtbench_answer:
     params:
         model=hf_args,
         chat_format=chat_format,
-        sources=mtbench_answer_sources,
-        mtbench=mtbench_answer_params,
+        questions=config["mtbench"]["questions"],
+        mtbench=mtbench_answer_settings,
         seed=config["seed"],
     log:
         L.log("mtbench", "{bench}/answer_{model}"),
@@ -21,6 +23,8 @@ rule mtbench_answer:
         "../scripts/mtbench_answer.py"
 
 
+# No Snakemake `retries:` on the judge rules: refusals (400/401/403/404) are deterministic, and
+# transient network faults are retried inside the job, which resumes from its cache when rerun.
 rule mtbench_judge:
     input:
         answers=L.mtbench_answers("{bench}", "{model}"),
@@ -30,13 +34,14 @@ rule mtbench_judge:
     output:
         judgments=L.mtbench_judgments("{bench}", "{judge}", "{model}"),
         scores=L.mtbench_scores("{bench}", "{judge}", "{model}"),
+        usage=L.mtbench(
+            "{bench}", "scores", "{judge}", "{model}.usage.json"
+        ),
     params:
-        mtbench=mtbench_judge_params,
-        sources=mtbench_sources,
+        mtbench=mtbench_judge_settings,
+        questions=config["mtbench"]["questions"],
         judge_hf=mtbench_judge_hf_args,
         cache=L.judge_cache("{judge}"),
-    # judge APIs can fail transiently; a rerun resumes from the cache
-    retries: 2 if config["mtbench"]["judge"]["backend"] == "openai" else 0
     log:
         L.log("mtbench", "{bench}/judge_{judge}_{model}"),
     conda:
@@ -56,8 +61,8 @@ rule mtbench_pairwise:
         judgments=L.mtbench_pairwise("{bench}", "{judge}", "{model}", "jsonl"),
         scores=L.mtbench_pairwise("{bench}", "{judge}", "{model}", "csv"),
     params:
-        mtbench=mtbench_judge_params,
-        sources=mtbench_sources,
+        mtbench=mtbench_judge_settings,
+        questions=config["mtbench"]["questions"],
         baseline=config["mtbench"]["pairwise"] and config["mtbench"]["pairwise"]["baseline"],
         judge_hf=mtbench_judge_hf_args,
         cache=L.judge_cache("{judge}"),

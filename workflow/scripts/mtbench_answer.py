@@ -5,11 +5,18 @@ from jaflow.evaluate.mtbench.pipeline import answer_stage
 
 with jaflow.logs.log_to(snakemake.log[0]):
     answer_stage(
-        questions=snakemake.params.sources["questions"],
+        questions=snakemake.params.questions,
         output=snakemake.output[0],
         model_id=snakemake.wildcards.model,
         hf_args=snakemake.params.model,
         chat_format=snakemake.params.chat_format,
-        mtbench=snakemake.params.mtbench,
+        # params hold what changes answers; how the backend is asked comes from the config
+        mtbench={
+            **snakemake.params.mtbench,
+            "answer": {
+                **snakemake.config["mtbench"]["answer"],
+                **snakemake.params.mtbench["answer"],
+            },
+        },
         seed=snakemake.params.seed,
     )

@@ -4,14 +4,14 @@ import jaflow.logs
 from jaflow.evaluate.mtbench.pipeline import judge_stage
 
 with jaflow.logs.log_to(snakemake.log[0]):
-    sources = snakemake.params.sources
     judge_stage(
         answers=snakemake.input.answers,
-        questions=sources["questions"],
+        questions=snakemake.params.questions,
         judgments=snakemake.output.judgments,
         scores=snakemake.output.scores,
+        usage=snakemake.output.usage,
         cache=snakemake.params.cache,
         model_id=snakemake.wildcards.model,
-        mtbench={**snakemake.params.mtbench, **sources},
+        mtbench=snakemake.params.mtbench,
         judge_hf=snakemake.params.judge_hf,
     )

@@ -4,7 +4,8 @@
   `reference: [str, ...]` is read as upstream English MT-Bench has it).
 - reference_answer/<judge>.jsonl and model_answer/<model>.jsonl:
   `{"question_id", "answer_id", "model_id", "choices": [{"index", "turns": [...]}], ...}`.
-- judge prompts: `{"name", "type", "system_prompt", "prompt_template", "output_format", ...}`.
+- judge prompts: `{"name", "type", "system_prompt", "prompt_template", "output_format", ...}`,
+  loaded as a `PromptSet` that carries its name and the sha256 of the file's bytes.
 Each loader takes a local path or an http(s) URL; bad rows raise DataError naming file and line.
 """
 
@@ -21,7 +22,17 @@ from typing import Any
 from jaflow.errors import DataError
 from jaflow.io import parse_jsonl
 
-DEFAULT_JUDGE_PROMPTS = "judge_prompts_ja.jsonl"
+# jaflow's own prompts, for the offline demo: not jp-stable's (ratings are not comparable).
+DEMO_JUDGE_PROMPTS = "judge_prompts_jaflow_demo.jsonl"
+DEMO_PROMPT_SET = "jaflow-demo-ja"
+# jp-stable's Japanese judge prompts (Stability-AI/FastChat, branch jp-stable, commit e37eb28),
+# what the card configs use; the file holds single-v1 and single-math-v1 only (turn 1).
+JP_STABLE_JUDGE_PROMPTS = {
+    "name": "jp-stable-judge_ja_prompts",
+    "source": "https://raw.githubusercontent.com/Stability-AI/FastChat/"
+    "e37eb28ee490480f6f4989274ed47c55f7dfce82/fastchat/llm_judge/data/judge_ja_prompts.jsonl",
+    "sha256": "a3ef723f4e282ced514c8919773549675f0c0f87a61e5a5f46c320b048803b40",
+}
 
 
 @dataclass(frozen=True)
@@ -46,15 +57,19 @@ class JudgePrompt:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _read_text(source: str | Path) -> str:
+def _read_bytes(source: str | Path) -> bytes:
     source = str(source)
     if source.startswith(("http://", "https://")):
         with urllib.request.urlopen(source, timeout=60) as r:  # noqa: S310 - user-configured URL
-            return r.read().decode("utf-8")
+            return r.read()
     try:
-        return Path(source).read_text(encoding="utf-8")
+        return Path(source).read_bytes()
     except FileNotFoundError:
         raise DataError(f"{source}: file not found") from None
+
+
+def _read_text(source: str | Path) -> str:
+    return _read_bytes(source).decode("utf-8")
 
 
 def read_jsonl_source(source: str | Path) -> list[tuple[int, dict[str, Any]]]:
@@ -116,7 +131,9 @@ def load_answers(source: str | Path) -> dict[int, dict[str, Any]]:
     return answers
 
 
-def load_references(source: str | Path | None, questions: list[Question]) -> dict[int, tuple[str, ...]]:
+def load_references(
+    source: str | Path | None, questions: list[Question]
+) -> dict[int, tuple[str, ...]]:
     """Reference answers: the file's first choice, else a question's own `reference` field."""
     refs = {q.question_id: q.reference for q in questions if q.reference is not None}
     if source:
@@ -125,12 +142,23 @@ def load_references(source: str | Path | None, questions: list[Question]) -> dic
     return refs
 
 
-def load_judge_prompts(source: str | Path | None) -> dict[str, JudgePrompt]:
-    """Judge prompts by name; None loads jaflow's own Japanese prompts."""
-    if source is None:
-        source = str(resources.files("jaflow.evaluate.mtbench") / DEFAULT_JUDGE_PROMPTS)
+@dataclass(frozen=True)
+class PromptSet:
+    """Judge prompts by name, with what identifies them: a name and the file's sha256."""
+
+    name: str
+    sha256: str
+    source: str
+    prompts: dict[str, JudgePrompt]
+
+    @property
+    def identity(self) -> dict[str, str]:
+        return {"name": self.name, "sha256": self.sha256}
+
+
+def _parse_prompts(text: str, source: str) -> dict[str, JudgePrompt]:
     prompts: dict[str, JudgePrompt] = {}
-    for lineno, obj in read_jsonl_source(source):
+    for lineno, obj in parse_jsonl(text.splitlines(), source):
         where = f"{source}:{lineno}"
         name = _require(obj, "name", str, where)
         kind = _require(obj, "type", str, where)
@@ -146,6 +174,40 @@ def load_judge_prompts(source: str | Path | None) -> dict[str, JudgePrompt]:
             extra={k: v for k, v in obj.items() if k not in known},
         )
     return prompts
+
+
+def prompt_source(spec: str | dict[str, Any] | None) -> str:
+    """Where `mtbench.judge_prompts` points (a path, a URL, or jaflow's demo file)."""
+    if spec is None:
+        return str(resources.files("jaflow.evaluate.mtbench") / DEMO_JUDGE_PROMPTS)
+    return str(spec["source"] if isinstance(spec, dict) else spec)
+
+
+def load_prompt_set(spec: str | Path | dict[str, Any] | None) -> PromptSet:
+    """`mtbench.judge_prompts`: null (jaflow's demo prompts), a path or URL, or
+    {name, source, sha256} (the file must have that sha256, e.g. jp-stable's at a commit)."""
+    source = prompt_source(spec if not isinstance(spec, Path) else str(spec))
+    data = _read_bytes(source)
+    sha = hashlib.sha256(data).hexdigest()
+    if spec is None:
+        name = DEMO_PROMPT_SET
+    elif isinstance(spec, dict):
+        name = spec["name"]
+        if spec["sha256"] is not None and spec["sha256"].lower() != sha:
+            raise DataError(
+                f"mtbench.judge_prompts.sha256: {source} has sha256 {sha}, the config pins "
+                f"{spec['sha256']} (a different file: check the URL's commit, or update the pin)"
+            )
+    else:
+        name = Path(source.split("?")[0]).stem
+    return PromptSet(
+        name=name, sha256=sha, source=source, prompts=_parse_prompts(data.decode("utf-8"), source)
+    )
+
+
+def load_judge_prompts(source: str | Path | dict[str, Any] | None) -> dict[str, JudgePrompt]:
+    """Judge prompts by name; None loads jaflow's own (demo) Japanese prompts."""
+    return load_prompt_set(source).prompts
 
 
 def text_hash(*parts: Any) -> str:

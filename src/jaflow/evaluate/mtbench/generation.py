@@ -13,7 +13,6 @@ from jaflow.hf import DTYPES, load_tokenizer
 log = logging.getLogger(__name__)
 
 
-
 def load_model(hf_args: dict[str, Any]) -> tuple[Any, Any]:
     """(model, tokenizer) from graph.hf_args: pretrained, peft, tokenizer, use_fast, trust_remote_code, dtype."""
     from transformers import AutoModelForCausalLM
@@ -88,7 +87,7 @@ def generate(
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    new = out[:, enc["input_ids"].shape[1]:]
+    new = out[:, enc["input_ids"].shape[1] :]
     return [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
 
 

@@ -3,7 +3,12 @@
 Every call the judge answers is appended (and fsync'd) to a cache keyed by its content as soon
 as it returns, so a killed run that is rerun only sends what is missing. A rating that cannot be
 parsed is asked for once more (a follow-up turn showing the judge its own text); if it still
-cannot be parsed, the judgment is kept with score -1 and its raw text, and counted.
+cannot be parsed, the judgment is kept with score -1 and its raw text, and counted; a run whose failures
+(errors or unparsable ratings) exceed `judge.max_failures` fails (`check_failures`).
+
+Cache keys cover the judge's identity (an hf judge's weight checksums; an API judge's model and
+endpoint), the prompt set's sha256, the judge settings that shape the request, and the full
+messages: never the judge's name, so a retrained judge or an edited prompt misses the cache.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from jaflow.errors import ConfigError, DataError
+from jaflow.errors import ConfigError, DataError, JaflowError
 from jaflow.evaluate.mtbench.categories import NEED_REF_CATEGORIES
 from jaflow.evaluate.mtbench.data import JudgePrompt, Question, text_hash
 
@@ -32,7 +37,7 @@ ONE_SCORE = re.compile(r"\[\[(\d+\.?\d*)\]\]")
 ONE_SCORE_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
 
 FOLLOW_UP = {
-    "[[評価]]": "評価の数値だけを、必ず次の形式で書いてください：\"評価：[[5]]\"",
+    "[[評価]]": '評価の数値だけを、必ず次の形式で書いてください："評価：[[5]]"',
     "[[rating]]": 'Give only your rating, strictly in this format: "Rating: [[5]]".',
     "[[A]]": '判定だけを、必ず次の形式で書いてください："[[A]]"、"[[B]]" または "[[C]]"',
 }
@@ -51,6 +56,75 @@ def parse_rating(text: str) -> float | None:
         return None
 
 
+# Reasoning text a thinking model writes before its answer. A chat template may open the block
+# itself, so a lone closing tag also ends reasoning; an unclosed block (cut off) is all reasoning.
+THINK_BLOCK = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL)
+
+
+def strip_reasoning(text: str) -> str:
+    """The answer without `<think>…</think>` reasoning (what the judge is shown). An answer
+    without reasoning tags is returned byte for byte (FastChat's judge messages stay identical)."""
+    if "<think>" not in text and "</think>" not in text:
+        return text
+    if "</think>" in text and "<think>" not in text.split("</think>", 1)[0]:
+        text = text.split("</think>", 1)[1]
+    return THINK_BLOCK.sub("", text).strip()
+
+
+def _is_japanese(ch: str) -> bool:
+    o = ord(ch)
+    return (
+        0x3040 <= o <= 0x30FF
+        or 0x3400 <= o <= 0x4DBF
+        or 0x4E00 <= o <= 0x9FFF
+        or 0xFF66 <= o <= 0xFF9F
+        or o in (0x3005, 0x3006)
+    )
+
+
+def japanese_ratio(text: str) -> float | None:
+    """Share of the letters in `text` that are kana or kanji (None: no letters). An answer in
+    the wrong language shows as a low ratio beside its score."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return None
+    return sum(map(_is_japanese, letters)) / len(letters)
+
+
+@dataclass(frozen=True)
+class JudgeInfo:
+    """Who judges: the name (output folders, rows) and what identifies it (cache keys, rows)."""
+
+    name: str
+    identity: Mapping[str, Any]  # backend, model content identity or API model + endpoint
+    settings: Mapping[str, Any]  # request settings that change the output
+    prompt_set: Mapping[str, str]  # {name, sha256}
+
+    @property
+    def sha256(self) -> str:
+        return text_hash(dict(self.identity), dict(self.settings), dict(self.prompt_set))
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "sha256": self.sha256,
+            "identity": dict(self.identity),
+            "settings": dict(self.settings),
+            "prompt_set": dict(self.prompt_set),
+        }
+
+
+def unidentified_judge(name: str | None) -> JudgeInfo:
+    """A judge known by name only: for building prompts (e.g. the tiny judge's lessons)."""
+    if not name:
+        raise ValueError("single_requests needs judge= (a JudgeInfo) or judge_model=")
+    return JudgeInfo(name=name, identity={"unidentified": name}, settings={}, prompt_set={})
+
+
+class JudgeFailed(JaflowError):
+    """Judgments still failed after retries, more than judge.max_failures allows."""
+
+
 @dataclass(frozen=True)
 class JudgeRequest:
     """One judgment to obtain: a model's answer (one choice) to one turn of one question."""
@@ -63,13 +137,23 @@ class JudgeRequest:
     prompt: JudgePrompt
     messages: Messages
     answer_hash: str
-    judge_model: str
+    judge: JudgeInfo
     key: str = field(default="")
+    answer: str = field(default="", compare=False)  # the judged turn's answer, as the judge saw it
+
+    @property
+    def judge_model(self) -> str:
+        return self.judge.name
 
     def with_key(self) -> JudgeRequest:
         key = text_hash(
-            self.answer_hash, self.question_id, self.turn, self.judge_model,
-            self.prompt.name, self.prompt.fingerprint(), list(self.messages),
+            self.judge.sha256,
+            self.answer_hash,
+            self.question_id,
+            self.turn,
+            self.prompt.name,
+            self.prompt.fingerprint(),
+            list(self.messages),
         )
         return dataclasses.replace(self, key=key)
 
@@ -96,9 +180,13 @@ def _messages(prompt: JudgePrompt, user: str) -> Messages:
     return (*system, {"role": "user", "content": user})
 
 
-def prompt_name(category: str, turn: int, ref_categories: Sequence[str], kind: str = "single") -> str:
+def prompt_name(
+    category: str, turn: int, ref_categories: Sequence[str], kind: str = "single"
+) -> str:
     """FastChat's choice: single-v1 / single-math-v1, plus -multi-turn for turn 2."""
-    base = {"single": ("single-v1", "single-math-v1"), "pairwise": ("pair-v2", "pair-math-v1")}[kind]
+    base = {"single": ("single-v1", "single-math-v1"), "pairwise": ("pair-v2", "pair-math-v1")}[
+        kind
+    ]
     name = base[1] if category in ref_categories else base[0]
     return name + ("-multi-turn" if turn == 2 else "")
 
@@ -108,7 +196,9 @@ def check_prompts(
 ) -> None:
     for name in sorted(set(needed)):
         if name not in prompts:
-            hint = " (or judge turn 1 only: mtbench.turns: [1])" if name.endswith("multi-turn") else ""
+            hint = (
+                " (or judge turn 1 only: mtbench.turns: [1])" if name.endswith("multi-turn") else ""
+            )
             raise DataError(
                 f"{source}: no judge prompt named '{name}'; it has {sorted(prompts)}. "
                 f"Add it to the file{hint}"
@@ -122,15 +212,26 @@ def single_requests(
     prompts: Mapping[str, JudgePrompt],
     *,
     model: str,
-    judge_model: str,
+    judge: JudgeInfo | None = None,
+    judge_model: str | None = None,
     turns: Sequence[int] = (1,),
     ref_categories: Sequence[str] = NEED_REF_CATEGORIES,
     prompts_source: str = "judge prompts",
     answers_source: str = "answers",
+    strip: bool = True,
 ) -> list[JudgeRequest]:
-    """Every (question, choice, turn) judgment for one model's answers."""
+    """Every (question, choice, turn) judgment for one model's answers.
+
+    `judge_model` (a bare name) only serves callers that build prompts, never a cache.
+    """
+    judge = judge or unidentified_judge(judge_model)
     requests = []
-    needed = {prompt_name(q.category, t, ref_categories) for q in questions for t in turns if t <= len(q.turns)}
+    needed = {
+        prompt_name(q.category, t, ref_categories)
+        for q in questions
+        for t in turns
+        if t <= len(q.turns)
+    }
     check_prompts(prompts, needed, prompts_source, turns)
     for q in questions:
         if q.question_id not in answers:
@@ -143,7 +244,7 @@ def single_requests(
                 "mtbench.reference_answers or remove the category from mtbench.ref_categories"
             )
         for choice in answers[q.question_id]["choices"]:
-            ans = list(choice["turns"])
+            ans = [strip_reasoning(t) for t in choice["turns"]] if strip else list(choice["turns"])
             for turn in turns:
                 if turn > len(q.turns):
                     continue
@@ -157,19 +258,34 @@ def single_requests(
                 if turn == 1:
                     kwargs.update(question=q.turns[0], answer=ans[0])
                 else:
-                    kwargs.update(question_1=q.turns[0], question_2=q.turns[1], answer_1=ans[0], answer_2=ans[1])
+                    kwargs.update(
+                        question_1=q.turns[0],
+                        question_2=q.turns[1],
+                        answer_1=ans[0],
+                        answer_2=ans[1],
+                    )
                 if needs_ref:
                     kwargs.update({f"ref_answer_{i + 1}": r for i, r in enumerate(ref)})
                 try:
                     user = prompt.prompt_template.format(**kwargs)
                 except (KeyError, IndexError) as e:
-                    raise DataError(f"{prompts_source}: prompt '{prompt.name}' uses {e}, which turn {turn} does not provide") from None
-                requests.append(JudgeRequest(
-                    question_id=q.question_id, category=q.category, model=model,
-                    choice=int(choice.get("index", 0)), turn=turn, prompt=prompt,
-                    messages=_messages(prompt, user), answer_hash=text_hash(ans[:turn]),
-                    judge_model=judge_model,
-                ).with_key())
+                    raise DataError(
+                        f"{prompts_source}: prompt '{prompt.name}' uses {e}, which turn {turn} does not provide"
+                    ) from None
+                requests.append(
+                    JudgeRequest(
+                        question_id=q.question_id,
+                        category=q.category,
+                        model=model,
+                        choice=int(choice.get("index", 0)),
+                        turn=turn,
+                        prompt=prompt,
+                        messages=_messages(prompt, user),
+                        answer_hash=text_hash(ans[:turn]),
+                        judge=judge,
+                        answer=ans[turn - 1],
+                    ).with_key()
+                )
     return requests
 
 
@@ -184,6 +300,7 @@ class JudgeCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self.outputs: dict[str, str] = {}
+        self.usage: dict[str, dict[str, int]] = {}  # tokens a call cost, where the backend said
         self.reload()
 
     def reload(self) -> None:
@@ -194,6 +311,8 @@ class JudgeCache:
                 try:
                     row = json.loads(line)
                     self.outputs[row["key"]] = row["output"]
+                    if row.get("usage"):
+                        self.usage[row["key"]] = row["usage"]
                 except (json.JSONDecodeError, KeyError, TypeError):
                     # a line cut short by a kill: that call is simply asked again
                     log.warning("%s:%d: unreadable cache line skipped", self.path, lineno)
@@ -201,12 +320,20 @@ class JudgeCache:
     def get(self, call: Call) -> str | None:
         return self.outputs.get(call.key)
 
-    def put(self, call: Call, output: str) -> None:
+    def put(self, call: Call, output: str, usage: Mapping[str, int] | None = None) -> None:
         r = call.request
         row = {
-            "key": call.key, "request": r.key, "question_id": r.question_id, "model": r.model,
-            "choice": r.choice, "turn": r.turn, "judge": [r.judge_model, r.prompt.name],
-            "attempt": call.attempt, "output": output,
+            "key": call.key,
+            "request": r.key,
+            "question_id": r.question_id,
+            "model": r.model,
+            "choice": r.choice,
+            "turn": r.turn,
+            "judge": [r.judge_model, r.prompt.name],
+            "judge_sha256": r.judge.sha256,
+            "attempt": call.attempt,
+            "output": output,
+            "usage": dict(usage) if usage else None,
         }
         data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
         with self._lock, open(self.path, "ab") as f:
@@ -223,11 +350,14 @@ class JudgeCache:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
             self.outputs[call.key] = output
+            if usage:
+                self.usage[call.key] = dict(usage)
 
 
 # -- backends ----------------------------------------------------------------------------
 
-OnResult = Callable[[Call, "str | None", "str | None"], None]  # (call, output, error)
+# (call, output, error); a backend may pass `events` (retries, malformed replies) by keyword
+OnResult = Callable[..., None]
 
 
 class Backend(Protocol):
@@ -246,6 +376,9 @@ class Judgment:
     outputs: list[str] = field(default_factory=list)
     score: float | None = None
     error: str | None = None
+    events: list[str] = field(default_factory=list)  # transport: retries, malformed replies
+    usage: dict[str, int] = field(default_factory=dict)  # tokens of its calls (when reported)
+    ja_ratio: float | None = None  # Japanese share of the judged answer's letters
 
     @property
     def status(self) -> str:
@@ -269,13 +402,23 @@ class Judgment:
             "status": self.status,
             "raw": self.outputs,
             "error": self.error,
+            "transport": self.events,
+            "usage": self.usage,
+            "ja_ratio": self.ja_ratio,
+            "judge_sha256": r.judge.sha256,
+            "prompt_set": dict(r.judge.prompt_set),
+            "judge_settings": dict(r.judge.settings),
         }
 
 
 def follow_up(call: Call, output: str) -> Call:
     fmt = call.request.prompt.output_format
     text = FOLLOW_UP.get(fmt, FOLLOW_UP["[[rating]]"])
-    messages = (*call.messages, {"role": "assistant", "content": output}, {"role": "user", "content": text})
+    messages = (
+        *call.messages,
+        {"role": "assistant", "content": output},
+        {"role": "user", "content": text},
+    )
     return Call(call.request, 1, messages)
 
 
@@ -289,14 +432,22 @@ def run_judgments(
     judgments = [Judgment(r) for r in requests]
     calls = [(j, Call(j.request, 0, j.request.messages)) for j in judgments]
     errors: dict[str, str | None] = {}
+    history: dict[str, list[str]] = {}
     sent = {"n": 0}
     lock = threading.Lock()
 
-    def on_result(call: Call, output: str | None, error: str | None) -> None:
+    def on_result(
+        call: Call,
+        output: str | None,
+        error: str | None,
+        events: Sequence[str] = (),
+        usage: Mapping[str, int] | None = None,
+    ) -> None:
         if output is not None:
-            cache.put(call, output)
+            cache.put(call, output, usage)
         with lock:
             errors[call.key] = error
+            history.setdefault(call.request.key, []).extend(events)
             sent["n"] += 1
 
     for attempt in (0, 1):
@@ -311,16 +462,47 @@ def run_judgments(
                 j.error = errors.get(c.key) or "no output"
                 continue
             j.outputs.append(output)
+            for k, v in (cache.usage.get(c.key) or {}).items():
+                j.usage[k] = j.usage.get(k, 0) + v
             j.score = parse(output)
             if j.score is None and attempt == 0:
                 retry.append((j, follow_up(c, output)))
         calls = retry
+    for j in judgments:
+        j.events = history.get(j.request.key, [])
+        j.ja_ratio = japanese_ratio(j.request.answer)
     done = judgments
     n_failed = sum(j.status == "parse_failed" for j in done)
     n_errors = sum(j.status == "error" for j in done)
-    log.info("%d judgment(s): %d parse failure(s), %d error(s); %d call(s) sent",
-             len(done), n_failed, n_errors, sent["n"])
+    log.info(
+        "%d judgment(s): %d parse failure(s), %d error(s); %d call(s) sent",
+        len(done),
+        n_failed,
+        n_errors,
+        sent["n"],
+    )
     return done
+
+
+def check_failures(
+    judgments: Sequence[Judgment], max_failures: int, cache: str | os.PathLike
+) -> None:
+    """Fail when more judgments than `max_failures` have no rating (errors or unparsable)."""
+    bad = [j for j in judgments if j.status != "ok"]
+    if len(bad) <= max_failures:
+        return
+    n_err = sum(j.status == "error" for j in bad)
+    first = "; ".join(
+        f"q{j.request.question_id} turn {j.request.turn}: "
+        + (j.error or f"no rating in {(j.outputs[-1] if j.outputs else '')[:80]!r}")
+        for j in bad[:3]
+    )
+    raise JudgeFailed(
+        f"mtbench.judge.max_failures: {len(bad)} of {len(judgments)} judgments failed after "
+        f"retries ({n_err} error(s), {len(bad) - n_err} unparsable), {max_failures} allowed. "
+        f"First: {first}. Every success is cached in {cache}: rerun to send only the missing "
+        "calls (unparsable ratings are final; raise judge.max_failures to accept them)"
+    )
 
 
 def judgment_rows(judgments: Iterable[Judgment]) -> list[dict[str, Any]]:

@@ -17,15 +17,29 @@ from jaflow.evaluate.mtbench.data import JudgePrompt, Question, text_hash
 from jaflow.evaluate.mtbench.judge import (
     Backend,
     JudgeCache,
+    JudgeInfo,
     JudgeRequest,
+    Judgment,
     _messages,
     check_prompts,
     prompt_name,
     run_judgments,
+    strip_reasoning,
 )
 
-PAIR_COLUMNS = ("model", "baseline", "category", "turn", "win", "loss", "tie", "n_failed", "n_errors",
-                "win_rate", "win_rate_adjusted")
+PAIR_COLUMNS = (
+    "model",
+    "baseline",
+    "category",
+    "turn",
+    "win",
+    "loss",
+    "tie",
+    "n_failed",
+    "n_errors",
+    "win_rate",
+    "win_rate_adjusted",
+)
 
 
 def parse_verdict(text: str) -> str | None:
@@ -45,21 +59,25 @@ def pair_requests(
     *,
     model: str,
     baseline: str,
-    judge_model: str,
+    judge: JudgeInfo,
     turns: Sequence[int] = (1,),
     ref_categories: Sequence[str] = NEED_REF_CATEGORIES,
     prompts_source: str = "judge prompts",
+    strip: bool = True,
 ) -> list[JudgeRequest]:
     """Two requests per (question, turn): order 0 shows the model as A, order 1 as B."""
-    needed = {prompt_name(q.category, t, ref_categories, "pairwise") for q in questions for t in turns}
+    clean = strip_reasoning if strip else (lambda t: t)
+    needed = {
+        prompt_name(q.category, t, ref_categories, "pairwise") for q in questions for t in turns
+    }
     check_prompts(prompts, needed, prompts_source, turns)
     requests = []
     for q in questions:
         for name, source in ((model, answers), (baseline, baseline_answers)):
             if q.question_id not in source:
                 raise DataError(f"pairwise: {name} has no answer to question {q.question_id}")
-        mine = list(answers[q.question_id]["choices"][0]["turns"])
-        base = list(baseline_answers[q.question_id]["choices"][0]["turns"])
+        mine = [clean(t) for t in answers[q.question_id]["choices"][0]["turns"]]
+        base = [clean(t) for t in baseline_answers[q.question_id]["choices"][0]["turns"]]
         ref = references.get(q.question_id)
         if q.category in ref_categories and ref is None:
             raise DataError(f"question {q.question_id} ({q.category}) needs a reference answer")
@@ -71,23 +89,44 @@ def pair_requests(
                 if turn == 1:
                     kwargs = dict(question=q.turns[0], answer_a=a[0], answer_b=b[0])
                 else:
-                    kwargs = dict(question_1=q.turns[0], question_2=q.turns[1], answer_a_1=a[0],
-                                  answer_a_2=a[1], answer_b_1=b[0], answer_b_2=b[1])
+                    kwargs = dict(
+                        question_1=q.turns[0],
+                        question_2=q.turns[1],
+                        answer_a_1=a[0],
+                        answer_a_2=a[1],
+                        answer_b_1=b[0],
+                        answer_b_2=b[1],
+                    )
                 if ref is not None and q.category in ref_categories:
                     kwargs.update({f"ref_answer_{i + 1}": r for i, r in enumerate(ref)})
                 user = prompt.prompt_template.format(**kwargs)
-                requests.append(JudgeRequest(
-                    question_id=q.question_id, category=q.category, model=f"{model}__{baseline}",
-                    choice=order, turn=turn, prompt=prompt, messages=_messages(prompt, user),
-                    answer_hash=text_hash(a[:turn], b[:turn]), judge_model=judge_model,
-                ).with_key())
+                requests.append(
+                    JudgeRequest(
+                        question_id=q.question_id,
+                        category=q.category,
+                        model=f"{model}__{baseline}",
+                        choice=order,
+                        turn=turn,
+                        prompt=prompt,
+                        messages=_messages(prompt, user),
+                        answer_hash=text_hash(a[:turn], b[:turn]),
+                        judge=judge,
+                        answer=mine[turn - 1],
+                    ).with_key()
+                )
     return requests
 
 
 def judge_pairs(
-    requests: Sequence[JudgeRequest], backend: Backend, cache: JudgeCache, *, model: str, baseline: str
-) -> list[dict[str, Any]]:
-    """FastChat's pairwise rows (g1: model as A, g2: model as B) with the combined `winner`."""
+    requests: Sequence[JudgeRequest],
+    backend: Backend,
+    cache: JudgeCache,
+    *,
+    model: str,
+    baseline: str,
+) -> tuple[list[dict[str, Any]], list[Judgment]]:
+    """FastChat's pairwise rows (g1: model as A, g2: model as B) with the combined `winner`,
+    and the judgments they come from."""
     done = run_judgments(requests, backend, cache, parse=parse_verdict)
     by_match: dict[tuple[int, int], dict[int, Any]] = {}
     for j in done:
@@ -103,19 +142,35 @@ def judge_pairs(
             winner, status = "failed", "parse_failed"
         else:
             winner, status = (w1 if w1 == w2 else "tie"), "ok"  # disagreement between orders: a tie
-        rows.append({
-            "question_id": qid, "category": g1.request.category, "turn": turn,
-            "model_1": model, "model_2": baseline, "g1_winner": w1 or g1.status,
-            "g2_winner": w2 or g2.status, "winner": winner, "status": status,
-            "judge": [g1.request.judge_model, g1.request.prompt.name],
-            "g1_user_prompt": g1.request.user_prompt, "g1_judgment": g1.outputs[0] if g1.outputs else "",
-            "g2_user_prompt": g2.request.user_prompt, "g2_judgment": g2.outputs[0] if g2.outputs else "",
-            "g1_raw": g1.outputs, "g2_raw": g2.outputs, "error": g1.error or g2.error,
-        })
-    return rows
+        rows.append(
+            {
+                "question_id": qid,
+                "category": g1.request.category,
+                "turn": turn,
+                "model_1": model,
+                "model_2": baseline,
+                "g1_winner": w1 or g1.status,
+                "g2_winner": w2 or g2.status,
+                "winner": winner,
+                "status": status,
+                "judge": [g1.request.judge_model, g1.request.prompt.name],
+                "g1_user_prompt": g1.request.user_prompt,
+                "g1_judgment": g1.outputs[0] if g1.outputs else "",
+                "g2_user_prompt": g2.request.user_prompt,
+                "g2_judgment": g2.outputs[0] if g2.outputs else "",
+                "g1_raw": g1.outputs,
+                "g2_raw": g2.outputs,
+                "error": g1.error or g2.error,
+                "judge_sha256": g1.request.judge.sha256,
+                "prompt_set": dict(g1.request.judge.prompt_set),
+            }
+        )
+    return rows, done
 
 
-def pair_score_rows(rows: Iterable[Mapping[str, Any]], model: str, baseline: str) -> list[dict[str, Any]]:
+def pair_score_rows(
+    rows: Iterable[Mapping[str, Any]], model: str, baseline: str
+) -> list[dict[str, Any]]:
     """Win/loss/tie per (category, turn) and over all categories (category `all`)."""
     rows = list(rows)
     out = []
@@ -127,11 +182,19 @@ def pair_score_rows(rows: Iterable[Mapping[str, Any]], model: str, baseline: str
             loss = sum(r["winner"] == baseline for r in sel)
             tie = sum(r["winner"] == "tie" for r in sel)
             n = win + loss + tie
-            out.append(dict(
-                model=model, baseline=baseline, category=category, turn=turn, win=win, loss=loss, tie=tie,
-                n_failed=sum(r["status"] == "parse_failed" for r in sel),
-                n_errors=sum(r["status"] == "error" for r in sel),
-                win_rate=win / n if n else math.nan,
-                win_rate_adjusted=(win + 0.5 * tie) / n if n else math.nan,
-            ))
+            out.append(
+                dict(
+                    model=model,
+                    baseline=baseline,
+                    category=category,
+                    turn=turn,
+                    win=win,
+                    loss=loss,
+                    tie=tie,
+                    n_failed=sum(r["status"] == "parse_failed" for r in sel),
+                    n_errors=sum(r["status"] == "error" for r in sel),
+                    win_rate=win / n if n else math.nan,
+                    win_rate_adjusted=(win + 0.5 * tie) / n if n else math.nan,
+                )
+            )
     return out

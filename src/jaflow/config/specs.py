@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +98,7 @@ class _Resolver:
 
 
 def _resolve_models(config: dict[str, Any], r: _Resolver) -> None:
+    uncached = []
     for name, spec in config["models"].items():
         if "pretrained" not in spec:
             continue
@@ -113,8 +115,10 @@ def _resolve_models(config: dict[str, Any], r: _Resolver) -> None:
                     "directory exists; fix the path, or give a hub id"
                 )
         elif os.environ.get("HF_HUB_OFFLINE") == "1" and not _in_hub_cache(ref):
-            print(f"jaflow: {key}: '{ref}' is read as a hub id, and HF_HUB_OFFLINE=1 with no "
-                  "local copy: jobs using it will fail (a local directory needs ./ in front)")
+            uncached.append(f"models.{name}")
+    if uncached:
+        print(f"jaflow: HF_HUB_OFFLINE=1 and no local copy of the hub models of {', '.join(uncached)}: "
+              "jobs loading them will fail (a local directory is written ./dir)", file=sys.stderr)
 
 
 def _resolve_datasets(config: dict[str, Any], r: _Resolver) -> None:
@@ -152,6 +156,8 @@ def _resolve_mtbench(config: dict[str, Any], r: _Resolver) -> None:
         )
     for key in ("questions", "reference_answers", "judge_prompts"):
         source = mt[key]
+        if isinstance(source, dict):  # {name, source, sha256}: a pinned file
+            key, source = f"{key}.source", source["source"]
         if source and not str(source).startswith(("http://", "https://")):
             r.local_file(source, f"mtbench.{key}", "file")
 

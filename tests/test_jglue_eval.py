@@ -10,10 +10,25 @@ import random
 import pytest
 
 from jaflow.evaluate.jglue.data import materialize
-from jaflow.evaluate.jglue.run import SCORE_COLUMNS, evaluate_suite
+from jaflow.evaluate.jglue.run import SCORE_COLUMNS
+from jaflow.evaluate.jglue.run import evaluate_suite as _evaluate_suite
 from jaflow.tiny import build_model, build_tokenizer, iter_texts
 from jaflow.tiny.jglue import write_marc_train, write_tiny_jglue
 from jaflow.workflow import jglue_suite_tasks
+
+
+def hf_args(pretrained, **kw):
+    """graph.hf_args of a base model at `pretrained`."""
+    return dict({"pretrained": str(pretrained), "peft": None, "tokenizer": None, "use_fast": True,
+                 "trust_remote_code": False, "dtype": "auto"}, **kw)
+
+
+def evaluate_suite(**kw):
+    """The job with the schema's defaults for what a test does not set."""
+    kw = dict({"suite": "test", "harness": "hf-causal", "seed": 1234, "loglikelihood_batch_size": 16}, **kw)
+    if isinstance(kw["hf"], dict) and "use_fast" not in kw["hf"]:
+        kw["hf"] = hf_args(**kw["hf"])
+    return _evaluate_suite(**kw)
 
 
 @pytest.fixture(scope="module")
@@ -182,5 +197,5 @@ def test_an_adapter_is_evaluated_through_lm_eval_peft(tiny_model, tiny_jglue, tm
 
     plain = run("base", {"pretrained": base})
     adapted = run("lora", {"pretrained": base, "peft": str(tmp_path / "adapter"), "tokenizer": base})
-    assert json.loads((tmp_path / "lora" / "results.json").read_text())["jaflow"]["model_args"]["peft"]
+    assert json.loads((tmp_path / "lora" / "results.json").read_text())["jaflow"]["model_identity"]["adapter"]
     assert plain != adapted  # the adapter's (non-zero) LoRA weights change the log-likelihoods

@@ -32,6 +32,8 @@ rule jglue:
         suite=jglue_suite,
         # only what the job reads: a change to jglue.runs must not rerun every evaluation
         settings=jglue_settings(),
+        harness=config["jglue"]["harness"],
+        loglikelihood_batch_size=config["jglue"]["loglikelihood_batch_size"],
         seed=config["seed"],
     log:
         "logs/jglue/{suite}/{model}.log",

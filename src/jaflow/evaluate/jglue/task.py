@@ -107,15 +107,14 @@ class JpStableTask(ConfigurableTask):
 
     @cached_property
     def _tokenizer(self):
+        """The evaluated model's tokenizer, loaded as the model is (`jaflow.hf.load_tokenizer`)."""
         meta = self.config.metadata or {}
-        name = meta.get("tokenizer") or meta.get("pretrained")
-        if not name or not isinstance(name, str):
+        if not isinstance(meta.get("tokenizer"), str):
             return None
-        from transformers import AutoTokenizer
+        from jaflow.hf import load_tokenizer
 
-        use_fast = meta.get("use_fast_tokenizer", True)
-        return AutoTokenizer.from_pretrained(name, use_fast=use_fast in (True, "True", "true"),
-                                             trust_remote_code=bool(meta.get("trust_remote_code", False)))
+        return load_tokenizer({"pretrained": meta["pretrained"], "tokenizer": meta["tokenizer"],
+                               "use_fast": meta["use_fast"], "trust_remote_code": meta["trust_remote_code"]})
 
     def max_gen_toks(self, doc: dict) -> int | None:
         """jp-stable's per-document generation cap, or None to keep the YAML's."""

@@ -65,6 +65,7 @@ class HashLM(PreTrainedModel, GenerationMixin):
     def __init__(self, config: HashLMConfig):
         super().__init__(config)
         self.anchor = torch.nn.Parameter(torch.zeros(1))  # from_pretrained needs a weight
+        self.post_init()
 
     def _init_weights(self, module):
         pass
@@ -89,14 +90,19 @@ def register() -> None:
         pass  # already registered
 
 
-def save(path, tokenizer) -> None:
-    """A HashLM sized to `tokenizer`, boosting EOS and the last tokens of "\\n" and "<NL>"."""
+def config_for(tokenizer) -> dict:
+    """The HashLM config for `tokenizer`: its vocabulary, boosting EOS and the last tokens of "\n" and "<NL>"."""
     boost = [tokenizer.eos_token_id]
     for s in ("\n", "<NL>"):
         ids = tokenizer.encode(s, add_special_tokens=False)
         if ids and ids[-1] not in boost:
             boost.append(ids[-1])
-    model = HashLM(HashLMConfig(vocab_size=len(tokenizer), boost_ids=boost,
-                                eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id))
+    return {"vocab_size": len(tokenizer), "boost_ids": boost, "eos_token_id": tokenizer.eos_token_id,
+            "bos_token_id": tokenizer.bos_token_id}
+
+
+def save(path, config: dict) -> None:
+    """Write a HashLM with `config` (from `config_for`) to `path`."""
+    model = HashLM(HashLMConfig(**config))
     model.generation_config.use_cache = False
     model.save_pretrained(path)

@@ -42,8 +42,12 @@ HEAD_TASKS = {f"jcommonsenseqa-1.1-{t}": ("jcommonsenseqa", 3) for t in MC["jcom
 HEAD_TASKS |= {f"jnli-1.3-{t}": ("jnli", 3) for t in MC["jnli13"]}
 HEAD_TASKS |= {f"marc_ja-1.1-{t}": ("marc_ja", 3) for t in MC["marc_ja"]}
 HEAD_TASKS |= {f"jsquad-{v}-{t}": ("jsquad", 2) for v in ("1.1", "1.2") for t in ("0.2", "0.3", "0.4", "0.5", "0.6")}
+OLD = ("0.2", "0.3", "0.4", "0.5")
 TASKS = {
     "effdbea": HEAD_TASKS,
+    "2f1583c": {**{f"jcommonsenseqa-1.1-{t}": ("jcommonsenseqa", 3) for t in OLD},
+                **{f"jnli-1.1-{t}": ("jnli", 3) for t in OLD}, **{f"marc_ja-1.1-{t}": ("marc_ja", 3) for t in OLD},
+                **{f"jsquad-1.1-{t}": ("jsquad", 2) for t in OLD}},
     "c10a2b8": {f"jnli-1.1-{t}": ("jnli", 3) for t in ("0.2", "0.3", "0.4", "0.5", "0.6")},
 }
 GEN_FAMILIES = {"jsquad"}
@@ -237,7 +241,11 @@ def main() -> None:
         for tok_name, use_fast in TOKENIZER_USE_FAST.items():
             tok_dir = TOKENIZERS / tok_name
             model_dir = Path(tmp) / tok_name
-            hashlm.save(model_dir, transformers.AutoTokenizer.from_pretrained(tok_dir, use_fast=use_fast))
+            cfg_path = tok_dir / "hashlm.json"
+            if not cfg_path.is_file():
+                cfg = hashlm.config_for(transformers.AutoTokenizer.from_pretrained(tok_dir, use_fast=use_fast))
+                cfg_path.write_text(json.dumps(cfg, indent=1) + "\n", encoding="utf-8")
+            hashlm.save(model_dir, json.loads(cfg_path.read_text(encoding="utf-8")))
             for harness in ("hf-causal", "hf-causal-experimental"):
                 for task_name, (family, k) in TASKS[args.rev].items():
                     if args.tasks and task_name not in args.tasks:

@@ -135,7 +135,7 @@ class JpStableLM(HFLM):
 
     def generate_experimental(self, reqs: list[tuple[str, dict[str, Any]]]) -> list[str]:
         """jp-stable `hf-causal-experimental` (`HuggingFaceAutoLM.greedy_until`, `AutoCausalLM`)."""
-        from lm_eval.models.utils import stop_sequences_criteria
+        from lm_eval.models.utils_hf import stop_sequences_criteria
 
         # jp-stable's Reorderer: by (context length in tokens, context); equal keys share a result
         keys = sorted({(len(self.tok_encode(c)), c) for c, _ in reqs})

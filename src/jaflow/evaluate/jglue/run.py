@@ -29,7 +29,7 @@ from jaflow.errors import ConfigError
 from jaflow.evaluate.jglue.data import data_files
 from jaflow.evaluate.jglue.metrics import CARD_SCALE
 from jaflow.evaluate.jglue.suites import ALL_HARNESSES
-from jaflow.evaluate.jglue.templates import FAMILIES, TEMPLATES, task_name
+from jaflow.evaluate.jglue.templates import FAMILIES, SYSTEM_PROMPTS, TEMPLATES, llama2_desc, task_name
 from jaflow.io import atomic_path, sha256_file, write_json
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,10 @@ def task_spec(entry: dict[str, Any], data_dir: str | Path, tasks_dir: Path = TAS
     cfg["dataset_kwargs"] = {"data_files": data_files(data_dir, spec.family, splits)}
     if entry.get("num_fewshot") is not None:
         cfg["num_fewshot"] = entry["num_fewshot"]
+    if entry.get("system_prompt"):
+        if spec.template != "0.6":
+            raise ConfigError(f"jglue: system_prompt is for 0.6 templates only, not {name}")
+        cfg["description"] = llama2_desc(SYSTEM_PROMPTS[entry["system_prompt"]])
     return cfg
 
 

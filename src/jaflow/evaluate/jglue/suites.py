@@ -48,5 +48,5 @@ def jglue_suite_tasks(jglue: dict[str, Any], suite: str, template: str | None = 
         known = sorted(set(BUILTIN_SUITES) | set(jglue["suites"]))
         raise ConfigError(f"jglue.runs: unknown suite '{suite}' (known: {known})")
     default_template = template or jglue["template"]
-    base = {"template": default_template, "metric": None, "harness": None}
+    base = {"template": default_template, "metric": None, "harness": None, "system_prompt": None}
     return [dict(base, **{k: v for k, v in t.items() if v is not None or k == "version"}) for t in tasks]

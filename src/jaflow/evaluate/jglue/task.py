@@ -56,7 +56,11 @@ def stratified_sample(docs: Sequence[dict], k: int, rnd: random.Random, stratum:
 
 
 class JpStableSampler(ContextSampler):
-    """Few-shot examples drawn as jp-stable draws them (see the module docstring)."""
+    """Few-shot examples drawn as jp-stable draws them (see the module docstring).
+
+    `trace`, when a list, receives each draw's document ids (the parity test reads it)."""
+
+    trace: list[list[str]] | None = None
 
     def __init__(self, df=None, *, n_eval: int = 0, stratum: Callable[[dict], str] | None = None, **kwargs):
         super().__init__(df, rnd=None, **kwargs)
@@ -72,9 +76,11 @@ class JpStableSampler(ContextSampler):
         if n == 0:
             return []
         docs = self.fewshot_docs()
-        if self.stratum is not None:
-            return stratified_sample(docs, n, self.rnd, self.stratum)
-        return self.rnd.sample(docs, n)
+        drawn = stratified_sample(docs, n, self.rnd, self.stratum) if self.stratum is not None else self.rnd.sample(
+            docs, n)
+        if self.trace is not None:
+            self.trace.append([str(d["id"]) for d in drawn])
+        return drawn
 
 
 class JpStableTask(ConfigurableTask):

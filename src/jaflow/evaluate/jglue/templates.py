@@ -20,8 +20,24 @@ from jaflow.errors import ConfigError
 Doc = dict[str, Any]
 
 ALPACA_DESC = "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。\n\n"
-LLAMA2_SYSTEM = "あなたは役立つアシスタントです。"  # jp-stable's default SYSTEM_PROMPT
-LLAMA2_DESC = f"<s>[INST] <<SYS>>\n{LLAMA2_SYSTEM}\n<</SYS>>\n\n"
+LLAMA2_SYSTEM = "あなたは役立つアシスタントです。"  # jp-stable's default SYSTEM_PROMPT since 2023-11-09
+# ... and before (Llama 2's own default), e.g. at c10a2b8, the last commit with jnli-1.1
+LLAMA2_SYSTEM_EN = (
+    "You are a helpful, respectful and honest assistant. Always answer as helpfully as possible, while being safe.  "
+    "Your answers should not include any harmful, unethical, racist, sexist, toxic, dangerous, or illegal content. "
+    "Please ensure that your responses are socially unbiased and positive in nature.\n\nIf a question does not make "
+    "any sense, or is not factually coherent, explain why instead of answering something not correct. If you don't "
+    "know the answer to a question, please don't share false information."
+)
+SYSTEM_PROMPTS = {"ja": LLAMA2_SYSTEM, "en": LLAMA2_SYSTEM_EN}
+JA_SYSTEM_PROMPT_SINCE = "2023-11-09"
+
+
+def llama2_desc(system: str) -> str:
+    return f"<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n"
+
+
+LLAMA2_DESC = llama2_desc(LLAMA2_SYSTEM)
 LLAMA2_SEP = " </s><s>[INST] "
 JNLI_JA = ["含意", "矛盾", "中立"]
 JNLI_EN = ["entailment", "contradiction", "neutral"]
@@ -172,7 +188,8 @@ def _jnli(version: str, template: str) -> TaskTemplate:
         def text(d):
             return alpaca(instr, f"前提：{d['premise']}\n仮説：{d['hypothesis']}")
     elif template == "0.6":
-        desc, sep = LLAMA2_DESC, LLAMA2_SEP
+        # jnli-1.1 existed only before the Japanese system prompt (2023-11-09)
+        desc, sep = llama2_desc(LLAMA2_SYSTEM_EN if version == "1.1" else LLAMA2_SYSTEM), LLAMA2_SEP
         instr = "与えられた前提と仮説の関係を回答してください。\n\n出力は以下から選択してください：\n" + "\n".join(labels)
 
         def text(d):
@@ -185,10 +202,10 @@ def _jnli(version: str, template: str) -> TaskTemplate:
 
         def text(d, nl=nl):
             return rinna(f"前提：{d['premise']}{nl}仮説：{d['hypothesis']}", nl)
-    balanced = version == "1.3"
+    # balanced metrics for both (jnli-1.1 as c10a2b8 reports it); label-stratified few-shot only in 1.3
     return TaskTemplate("jnli", version, template, desc, sep, text, lambda d: labels[d["label"]], "mc",
-                        choices=tuple(labels), stratified=balanced, balanced_metrics=balanced,
-                        metrics=("acc", "acc_norm") + (("balanced_acc", "mcc", "macro_f1") if balanced else ()))
+                        choices=tuple(labels), stratified=version == "1.3", balanced_metrics=True,
+                        metrics=("acc", "acc_norm", "balanced_acc", "mcc", "macro_f1"))
 
 
 def _marc(template: str) -> TaskTemplate:
@@ -278,7 +295,7 @@ def _xwinograd() -> TaskTemplate:
 def _build() -> dict[str, TaskTemplate]:
     table = [_jsquad(v, t) for v in ("1.1", "1.2") for t in ("0.2", "0.3", "0.4", "0.5", "0.6")]
     table += [_jcqa(t) for t in ("0.2", "0.2.1", "0.3", "0.4", "0.5", "0.6")]
-    table += [_jnli("1.1", t) for t in ("0.2", "0.3", "0.4", "0.5")]  # 1.1 predates 0.6
+    table += [_jnli("1.1", t) for t in ("0.2", "0.3", "0.4", "0.5", "0.6")]  # as at c10a2b8
     table += [_jnli("1.3", t) for t in ("0.2", "0.3", "0.4", "0.5", "0.6")]
     table += [_marc(t) for t in ("0.2", "0.3", "0.4", "0.5", "0.6")]
     table += [_jaqket("0.3"), _xlsum("0.3"), _mgsm("0.3"), _xwinograd()]

@@ -203,8 +203,8 @@ def run_task(lm, harness: str, task_name: str, family: str, num_fewshot: int, do
     drawn: list[list[str]] = []
     orig_fewshot = task.fewshot_examples
 
-    def fewshot_examples(k, rnd, stratified=False):
-        ex = orig_fewshot(k, rnd, stratified=stratified)
+    def fewshot_examples(k, rnd, **kwargs):  # `stratified` exists from c10a2b8 on
+        ex = orig_fewshot(k, rnd, **kwargs)
         pool = task._training_docs
         drawn.append([pool_ids[next(i for i, d in enumerate(pool) if d is e)] for e in ex])
         return ex

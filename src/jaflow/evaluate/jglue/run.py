@@ -29,7 +29,13 @@ from jaflow.errors import ConfigError
 from jaflow.evaluate.jglue.data import data_files
 from jaflow.evaluate.jglue.metrics import CARD_SCALE
 from jaflow.evaluate.jglue.suites import ALL_HARNESSES
-from jaflow.evaluate.jglue.templates import FAMILIES, SYSTEM_PROMPTS, TEMPLATES, llama2_desc, task_name
+from jaflow.evaluate.jglue.templates import (
+    FAMILIES,
+    SYSTEM_PROMPTS,
+    TEMPLATES,
+    llama2_desc,
+    task_name,
+)
 from jaflow.io import atomic_path, sha256_file, write_json
 
 log = logging.getLogger(__name__)

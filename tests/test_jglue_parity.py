@@ -151,3 +151,25 @@ def _jp_order(golden) -> list[int]:
     from jaflow.evaluate.jglue.task import jp_stable_order
 
     return jp_stable_order(len(golden["eval_docs"]))[0]
+
+
+@pytest.mark.parametrize("rev", sorted(p.parent.name for p in GOLDENS.glob("*/metrics.json")))
+def test_metrics_match_jp_stable_for_given_predictions(rev, parity_world):
+    """JSQuAD EM/F1 (jp-stable's jasquad: emoji, neologdn, MeCab F1) and the balanced MC metrics."""
+    from jaflow.evaluate.jglue import metrics
+
+    golden = json.loads((GOLDENS / rev / "metrics.json").read_text(encoding="utf-8"))
+    if "jsquad" not in parity_world["docs"]:
+        pytest.skip("jsquad: real JGLUE v1.1 documents not found (../shared/data or JAFLOW_SHARED_DATA)")
+    docs = {r["id"]: r for r in parity_world["docs"]["jsquad"]["validation"]}
+    assert {g["doc"] for g in golden["jsquad"]} == set(docs)
+    for g in golden["jsquad"]:
+        answers = [a["text"] for a in docs[g["doc"]]["answers"]]
+        pred = parity_docs.predictions_for(answers[0])[g["variant"]]
+        assert 100 * metrics.exact_match(pred, answers) == pytest.approx(g["exact_match"]), (g, pred)
+        assert 100 * metrics.f1(pred, answers) == pytest.approx(g["f1"]), (g, pred)
+    for b in golden["balanced"]:
+        items = [tuple(x) for x in b["gold_pred"]]
+        assert metrics.balanced_mean([(float(g == p), g) for g, p in items]) == pytest.approx(b["balanced_acc"])
+        assert metrics.mcc(items) == pytest.approx(b["mcc"])
+        assert metrics.macro_f1(items) == pytest.approx(b["macro_f1"])

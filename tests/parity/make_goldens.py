@@ -219,12 +219,37 @@ def run_task(lm, harness: str, task_name: str, family: str, num_fewshot: int, do
             "fewshot": drawn, "loglikelihood": rec.ll, "generate": rec.gen, "metrics": metrics}
 
 
+def metric_goldens(docs) -> dict:
+    """jp-stable's JSQuAD EM/F1 for given predictions, and its balanced MC aggregations."""
+    import datasets
+    from lm_eval import metrics, tasks
+
+    task = tasks.get_task("jsquad-1.1-0.2")()
+    task.dataset = datasets.DatasetDict({
+        split: datasets.Dataset.from_list(to_shunk031("jsquad", rows)) for split, rows in docs["jsquad"].items()})
+    agg = task.aggregation()
+    squad = []
+    for doc in task.validation_docs():
+        for i, pred in enumerate(parity_docs.predictions_for(doc["answers"]["text"][0])):
+            res = task.process_results(doc, [pred])
+            squad.append({"doc": doc["id"], "variant": i, "exact_match": agg["exact_match"]([res["exact_match"]]),
+                          "f1": agg["f1"]([res["f1"]])})
+    items = [[(0, 0), (1, 1), (2, 2), (0, 1), (1, 0), (2, 0), (2, 1), (0, 0)],
+             [(0, 0), (0, 0), (1, 0), (1, 1), (1, 1), (1, 0)],
+             [(1, 0), (0, 1), (2, 1), (1, 2), (2, 2)]]
+    balanced = [{"gold_pred": it,
+                 "balanced_acc": metrics.balanced_mean([(float(g == p), g) for g, p in it]),
+                 "mcc": metrics.matthews_corrcoef(it), "macro_f1": metrics.macro_f1(it)} for it in items]
+    return {"jsquad": squad, "balanced": balanced}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jp-stable", required=True, help="extracted jp-stable revision")
     ap.add_argument("--rev", required=True, choices=sorted(TASKS))
     ap.add_argument("--data", required=True, help="the JGLUE v1.1 directory (../shared/data/jglue-v1.1)")
     ap.add_argument("--tasks", nargs="*", help="only these tasks")
+    ap.add_argument("--metrics-only", action="store_true", help="only metrics.json")
     args = ap.parse_args()
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -237,6 +262,12 @@ def main() -> None:
     docs = parity_docs.load(args.data)
     if not (TOKENIZERS / "bpe_llama" / "tokenizer_config.json").is_file():
         build_tokenizers(docs)
+    if not args.tasks:
+        path = GOLDENS / args.rev / "metrics.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(metric_goldens(docs), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    if args.metrics_only:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         for tok_name, use_fast in TOKENIZER_USE_FAST.items():
             tok_dir = TOKENIZERS / tok_name

@@ -81,3 +81,13 @@ def write_upstream(docs: dict[str, dict[str, list[dict]]], out: str | Path) -> P
 def doc_id(family: str, row: dict) -> str:
     key = {"jcommonsenseqa": "q_id", "jnli": "sentence_pair_id", "jsquad": "id", "marc_ja": "review_id"}[family]
     return str(row[key])
+
+
+def predictions_for(answer: str) -> list[str]:
+    """JSQuAD predictions made from a gold answer, exercising jp-stable's normalisation (emoji,
+    neologdn, spaces, widths) and its MeCab F1; the goldens store each variant's index."""
+    import unicodedata
+
+    wide = {ord(c): ord(c) + 0xFEE0 for c in "0123456789abcdefghijklmnopqrstuvwxyz"}
+    return [answer, f" {answer} ", f"{answer}</s>余分", f"😀{answer}", unicodedata.normalize("NFKC", answer),
+            answer.translate(wide), answer[: max(1, len(answer) // 2)], "", "全く別の答え", f"{answer}、{answer}"]

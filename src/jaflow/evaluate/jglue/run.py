@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from jaflow.errors import ConfigError
-from jaflow.evaluate.jglue.data import data_files
+from jaflow.evaluate.jglue.data import data_files, read_provenance
 from jaflow.evaluate.jglue.metrics import CARD_SCALE
 from jaflow.evaluate.jglue.suites import ALL_HARNESSES
 from jaflow.evaluate.jglue.templates import (
@@ -199,6 +199,18 @@ def data_hashes(specs: list[str | dict[str, Any]]) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
+def used_sources(data_dir: str | Path, specs: list[str | dict[str, Any]]) -> dict[str, Any]:
+    """The upstream files (name, JGLUE release, sha256) behind the data a run reads."""
+    prov = read_provenance(data_dir)
+    out: dict[str, Any] = {}
+    for spec in specs:
+        if isinstance(spec, dict):
+            for split, path in spec["dataset_kwargs"]["data_files"].items():
+                family = Path(path).parent.name
+                out.setdefault(family, {})[split] = prov[family][split]
+    return out
+
+
 def cache_key(hf: dict[str, Any], tasks: list[dict[str, Any]], data_dir: str | Path, tasks_dir: Path,
               settings: dict[str, Any]) -> str:
     """Content hash of everything an evaluation's numbers depend on: the model's content identity
@@ -303,7 +315,8 @@ def evaluate_suite(*, model: str, hf: dict[str, Any], tasks: list[dict[str, Any]
                      "loading": {k: hf[k] for k in ("use_fast", "trust_remote_code", "dtype")},
                      "harness": harnesses, "batch_size": batch_size,
                      "loglikelihood_batch_size": loglikelihood_batch_size, "seed": seed, "limit": limit,
-                     "max_length": max_length, "suite_tasks": tasks, "data_sha256": data_hashes(specs)}
+                     "max_length": max_length, "suite_tasks": tasks, "data_sha256": data_hashes(specs),
+                     "data_sources": used_sources(data_dir, specs)}
     roots = {str(Path(data_dir).resolve()): "<data>", str(Path(tasks_dir).resolve()): "<tasks>",
              str(Path.cwd().resolve()): "."}
     rows = tidy_scores(model, suite, out, entries, harnesses)

@@ -238,17 +238,6 @@ def _marc(template: str) -> TaskTemplate:
                         metrics=("acc", "acc_norm", "balanced_acc", "mcc", "macro_f1"))
 
 
-JAQKET_FALLBACK: Doc = {
-    "question": "人気漫画『ドラえもん』の登場人物で、ジャイアンの苗字は剛田ですが、スネ夫の苗字は何でしょう?",
-    "answers": ["骨川"],
-    "ctxs": [{
-        "title": "大長編ドラえもん",
-        "text": "通常の『ドラえもん』が掲載1回毎の完結を基本としているのに対し、『大長編』は映画1作の原作となる1つの長編が数回に分けて連載され、ドラえもん・野比のび太・源静香・剛田武(ジャイアン)・骨川スネ夫の5人が編毎に異なる様々な冒険に立ち向かう様が描かれる。単行本も『ドラえもん』から独立した『大長編ドラえもん』として発行されている。",
-        "has_answer": True,
-    }],
-}
-
-
 def _jaqket(template: str) -> TaskTemplate:
     instr = "与えられた文脈から、質問に対する答えを抜き出してください。"
 
@@ -257,12 +246,10 @@ def _jaqket(template: str) -> TaskTemplate:
         return alpaca(instr, f"文脈：{context}\n質問：{d['question']}")
 
     def fewshot_text(d):
-        # jp-stable shows an example with only its first context that holds the answer,
-        # or a fixed fallback question when none does (the target stays the example's own).
-        answering = [c for c in d["ctxs"] if c["has_answer"]][:1]
-        src = d if answering else JAQKET_FALLBACK
-        ctx = answering[0] if answering else JAQKET_FALLBACK["ctxs"][0]
-        return alpaca(instr, f"文脈：{ctx['text']}\n質問：{src['question']}")
+        # jp-stable (2f1583c, c10a2b8) shows an example with only its first context that holds the
+        # answer; the data loader keeps only questions with one (kumapo's loader, top 5 contexts)
+        ctx = next(c for c in d["ctxs"] if c["has_answer"])
+        return alpaca(instr, f"文脈：{ctx['text']}\n質問：{d['question']}")
 
     return TaskTemplate("jaqket_v2", "0.2", template, ALPACA_DESC, "\n\n", text, lambda d: d["answers"][0],
                         "gen", fewshot_text=fewshot_text, metrics=("exact_match", "f1"))

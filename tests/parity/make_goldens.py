@@ -48,9 +48,11 @@ TASKS = {
     "2f1583c": {**{f"jcommonsenseqa-1.1-{t}": ("jcommonsenseqa", 3) for t in OLD},
                 **{f"jnli-1.1-{t}": ("jnli", 3) for t in OLD}, **{f"marc_ja-1.1-{t}": ("marc_ja", 3) for t in OLD},
                 **{f"jsquad-1.1-{t}": ("jsquad", 2) for t in OLD}},
-    "c10a2b8": {f"jnli-1.1-{t}": ("jnli", 3) for t in ("0.2", "0.3", "0.4", "0.5", "0.6")},
+    # jaqket_v2 0.6 at c10a2b8 predates its bug fix (9999d17) and the Japanese system prompt
+    "c10a2b8": {**{f"jnli-1.1-{t}": ("jnli", 3) for t in ("0.2", "0.3", "0.4", "0.5", "0.6")},
+                **{f"jaqket_v2-0.2-{t}": ("jaqket_v2", 1) for t in ("0.1", "0.2", "0.3", "0.4", "0.5")}},
 }
-GEN_FAMILIES = {"jsquad"}
+GEN_FAMILIES = {"jsquad", "jaqket_v2"}
 
 
 def sha(x) -> str:
@@ -118,7 +120,20 @@ def to_shunk031(family: str, rows: list[dict]) -> list[dict]:
     if family == "jsquad":
         return [dict(r, answers={"text": [a["text"] for a in r["answers"]],
                                  "answer_start": [a["answer_start"] for a in r["answers"]]}) for r in rows]
+    if family == "jaqket_v2":
+        return [dict(r, answers=[{"text": a, "answer_start": -1} for a in r["answers"]])
+                for r in parity_docs.kumapo_v2(rows)]
     return rows
+
+
+def kumapo_features():
+    import datasets as ds
+
+    return ds.Features({
+        "qid": ds.Value("string"), "question": ds.Value("string"),
+        "answers": ds.Sequence({"text": ds.Value("string"), "answer_start": ds.Value("int32")}),
+        "ctxs": ds.Sequence({"id": ds.Value("string"), "title": ds.Value("string"), "text": ds.Value("string"),
+                             "score": ds.Value("float32"), "has_answer": ds.Value("bool")})})
 
 
 class Recorder:
@@ -195,11 +210,16 @@ def run_task(lm, harness: str, task_name: str, family: str, num_fewshot: int, do
     import datasets
     from lm_eval import evaluator, tasks
 
-    task = tasks.get_task(task_name)()
+    cls = tasks.get_task(task_name)
+    cls.download = lambda self, *a, **k: None  # documents are set below, offline (JAQKET overrides download)
+    task = cls()
+    features = kumapo_features() if family == "jaqket_v2" else None
     task.dataset = datasets.DatasetDict({
-        split: datasets.Dataset.from_list(to_shunk031(family, rows)) for split, rows in docs[family].items()})
-    pool_ids = [parity_docs.doc_id(family, r) for r in docs[family]["train"]]
-    eval_ids = [parity_docs.doc_id(family, r) for r in docs[family]["validation"]]
+        split: datasets.Dataset.from_list(to_shunk031(family, rows), features=features)
+        for split, rows in docs[family].items()})
+    kept = {s: (parity_docs.kumapo_v2(r) if family == "jaqket_v2" else r) for s, r in docs[family].items()}
+    pool_ids = [parity_docs.doc_id(family, r) for r in kept["train"]]
+    eval_ids = [parity_docs.doc_id(family, r) for r in kept["validation"]]
     drawn: list[list[str]] = []
     orig_fewshot = task.fewshot_examples
 

@@ -61,11 +61,30 @@ def load(data_dir: str | Path | None) -> dict[str, dict[str, list[dict]]]:
     return docs
 
 
+JAQKET_TOP_K = 5
+
+
+def kumapo_v2(rows: list[dict]) -> list[dict]:
+    """JAQKET v2 as kumapo's loader (JAQKET.py, num_contexts=5) yields it: the top 5 contexts, a
+    question none of them answers skipped."""
+    out = []
+    for r in rows:
+        ctxs = r["ctxs"][:JAQKET_TOP_K]
+        if any(c["has_answer"] for c in ctxs):
+            out.append(dict(r, ctxs=ctxs))
+    return out
+
+
 def write_upstream(docs: dict[str, dict[str, list[dict]]], out: str | Path) -> Path:
     """Write `docs` as JGLUE v1.1 release files (jaflow's `jglue.data_dir` layout)."""
     out = Path(out)
     for family, splits in docs.items():
         for split, rows in splits.items():
+            if family == "jaqket_v2":
+                path = out / "jaqket_v2" / f"{ {'train': 'train', 'validation': 'valid'}[split]}.jsonl"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+                continue
             name = {"train": "train", "validation": "valid"}[split]
             path = out / f"{family}-v1.1" / f"{name}-v1.1.json"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +98,8 @@ def write_upstream(docs: dict[str, dict[str, list[dict]]], out: str | Path) -> P
 
 
 def doc_id(family: str, row: dict) -> str:
-    key = {"jcommonsenseqa": "q_id", "jnli": "sentence_pair_id", "jsquad": "id", "marc_ja": "review_id"}[family]
+    key = {"jcommonsenseqa": "q_id", "jnli": "sentence_pair_id", "jsquad": "id", "marc_ja": "review_id",
+           "jaqket_v2": "qid"}[family]
     return str(row[key])
 
 

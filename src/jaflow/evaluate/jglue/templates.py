@@ -239,20 +239,48 @@ def _marc(template: str) -> TaskTemplate:
 
 
 def _jaqket(template: str) -> TaskTemplate:
+    """JAQKET v2 (jp-stable version 0.2: the top 5 contexts). The query shows every context, a
+    few-shot example only its first answering one (jp-stable's doc_to_answering_text, as at
+    2f1583c and c10a2b8)."""
     instr = "与えられた文脈から、質問に対する答えを抜き出してください。"
+    sep, fewshot_sep = "\n", "\n\n"
+    if template == "0.1":
+        desc = "[題名]と[問題]から[質問]に対する[答え]を抜き出しなさい\n\n"
+
+        def render(ctxs, q):
+            cands = "\n".join(f"[題名]:{c['title']}\n[問題]:{c['text']}" for c in ctxs)
+            return f"{cands}\n[質問]:{q}\n[答え]:"
+    elif template == "0.2":
+        desc = "質問に対する回答を文章から一言で抽出してください。回答は名詞で答えてください。\n\n"
+
+        def render(ctxs, q):
+            return "文章:" + "\n".join(c["text"] for c in ctxs) + f"\n質問:{q}\n回答:"
+    elif template == "0.3":
+        desc = ALPACA_DESC
+
+        def render(ctxs, q):
+            return alpaca(instr, "文脈：" + "\n".join(c["text"] for c in ctxs) + f"\n質問：{q}")
+    elif template == "0.6":
+        desc, fewshot_sep = LLAMA2_DESC, LLAMA2_SEP
+
+        def render(ctxs, q):
+            return f"{instr}\n\n文脈：" + "\n".join(c["text"] for c in ctxs) + f"\n質問：{q} [/INST] "
+    else:
+        nl = "<NL>" if template == "0.4" else "\n"
+        desc, sep, fewshot_sep = rinna_desc(instr, nl), nl, nl
+
+        def render(ctxs, q, nl=nl):
+            return rinna("文脈：" + nl.join(c["text"] for c in ctxs) + f"{nl}質問：{q}", nl)
 
     def text(d):
-        context = "\n".join(c["text"] for c in d["ctxs"][:5])
-        return alpaca(instr, f"文脈：{context}\n質問：{d['question']}")
+        return render(d["ctxs"][:5], d["question"])
 
     def fewshot_text(d):
-        # jp-stable (2f1583c, c10a2b8) shows an example with only its first context that holds the
-        # answer; the data loader keeps only questions with one (kumapo's loader, top 5 contexts)
-        ctx = next(c for c in d["ctxs"] if c["has_answer"])
-        return alpaca(instr, f"文脈：{ctx['text']}\n質問：{d['question']}")
+        # the data loader keeps only questions one of whose top 5 contexts answers (kumapo's loader)
+        return render([next(c for c in d["ctxs"] if c["has_answer"])], d["question"])
 
-    return TaskTemplate("jaqket_v2", "0.2", template, ALPACA_DESC, "\n\n", text, lambda d: d["answers"][0],
-                        "gen", fewshot_text=fewshot_text, metrics=("exact_match", "f1"))
+    return TaskTemplate("jaqket_v2", "0.2", template, desc, fewshot_sep, text, lambda d: d["answers"][0],
+                        "gen", stop=(sep,), fewshot_text=fewshot_text, metrics=("exact_match", "f1"))
 
 
 def _xlsum(template: str) -> TaskTemplate:
@@ -285,7 +313,8 @@ def _build() -> dict[str, TaskTemplate]:
     table += [_jnli("1.1", t) for t in ("0.2", "0.3", "0.4", "0.5", "0.6")]  # as at c10a2b8
     table += [_jnli("1.3", t) for t in ("0.2", "0.3", "0.4", "0.5", "0.6")]
     table += [_marc(t) for t in ("0.2", "0.3", "0.4", "0.5", "0.6")]
-    table += [_jaqket("0.3"), _xlsum("0.3"), _mgsm("0.3"), _xwinograd()]
+    table += [_jaqket(t) for t in ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6")]
+    table += [_xlsum("0.3"), _mgsm("0.3"), _xwinograd()]
     return {t.name: t for t in table}
 
 

@@ -1,16 +1,18 @@
-"""One JGLUE evaluation job: a suite on a model through `lm_eval.simple_evaluate` (HF backend).
+"""One JGLUE evaluation job: a suite on a model through `lm_eval.simple_evaluate`.
 
-Writes lm-eval's raw results (`results.json`), per-sample logs (`samples_<task>.jsonl`) and the
-tidy `scores.csv` the report stage reads:
-`model, task, task_version, template, num_fewshot, metric, value, stderr, n, scale, card_value`.
+The model is `JpStableLM` (jp-stable's `hf-causal` / `hf-causal-experimental` request semantics,
+`jglue.harness` or per suite entry) or lm-eval's own HFLM (`harness: lm-eval`), with the tokenizer
+loaded by `jaflow.hf.load_tokenizer` (slow sentencepiece for `use_fast: false`).
+
+Writes lm-eval's results (`results.json`, byte-reproducible: no memory addresses, absolute paths,
+timestamps or names; host and timing fields go to `run_info.json`), per-sample logs
+(`samples_<task>.jsonl`) and the tidy `scores.csv` the report stage reads (`SCORE_COLUMNS`).
 `value`/`stderr` are on lm-eval's 0-1 scale; `card_value` is the number as the model cards print
 it (x100 for JSQuAD/JAQKET EM/F1 and ROUGE-2, as jp-stable reports them; else = value).
 
-Evaluations are cached across experiments when `jglue.cache_dir` is set: the key hashes the
-model's files (or its hub id), the suite's resolved tasks, the data, the task YAMLs, seed,
-limit, batch size, max length and the lm-eval version, so a second experiment that evaluates the
-same base model on the same suite copies the first one's outputs instead of rerunning lm-eval.
-(Snakemake's own between-workflow cache cannot hash a model directory given as input.)
+With `jglue.cache_dir` set, evaluations are cached across experiments under a content key
+(`cache_key`: the model's `jaflow.provenance.model_identity`, the data files' sha256, the
+resolved tasks and YAMLs, the settings, the code); never a name or a path.
 """
 
 from __future__ import annotations

@@ -61,6 +61,32 @@ def _slow_class():
                 return list(ids) if ids and ids[-1] == self.eos_token_id else list(ids) + eos
             return with_eos(token_ids_0) if token_ids_1 is None else with_eos(token_ids_0) + with_eos(token_ids_1)
 
+        def _decode(self, token_ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces=None,
+                    spaces_between_special_tokens: bool = True, **kwargs) -> str:
+            # transformers 4's PreTrainedTokenizer._decode: added tokens that are not special (e.g.
+            # <pad> once pad_token is set to </s>) are spliced in whole, joined by spaces
+            ids = [token_ids] if isinstance(token_ids, int) else list(token_ids)
+            tokens = self.convert_ids_to_tokens(ids, skip_special_tokens=skip_special_tokens)
+            specials = set(self.all_special_tokens)
+            legacy = {t for t in self.added_tokens_encoder if t not in specials}
+            sub_texts, current = [], []
+            for token in tokens:
+                if token in legacy:
+                    if current:
+                        text = self.convert_tokens_to_string(current)
+                        if text:
+                            sub_texts.append(text)
+                        current = []
+                    sub_texts.append(token)
+                else:
+                    current.append(token)
+            if current:
+                sub_texts.append(self.convert_tokens_to_string(current))
+            text = (" " if spaces_between_special_tokens else "").join(sub_texts)
+            cleanup = self.clean_up_tokenization_spaces if clean_up_tokenization_spaces is None else (
+                clean_up_tokenization_spaces)
+            return self.clean_up_tokenization(text) if cleanup else text
+
         def convert_tokens_to_string(self, tokens: list[str]) -> str:
             if not tokens:
                 return ""

@@ -42,6 +42,7 @@ HEAD_TASKS = {f"jcommonsenseqa-1.1-{t}": ("jcommonsenseqa", 3) for t in MC["jcom
 HEAD_TASKS |= {f"jnli-1.3-{t}": ("jnli", 3) for t in MC["jnli13"]}
 HEAD_TASKS |= {f"marc_ja-1.1-{t}": ("marc_ja", 3) for t in MC["marc_ja"]}
 HEAD_TASKS |= {f"jsquad-{v}-{t}": ("jsquad", 2) for v in ("1.1", "1.2") for t in ("0.2", "0.3", "0.4", "0.5", "0.6")}
+HEAD_TASKS |= {"xwinograd_ja": ("xwinograd_ja", 0), "mgsm-1.0-0.3": ("mgsm", 5), "xlsum_ja-1.0-0.3": ("xlsum_ja", 1)}
 OLD = ("0.2", "0.3", "0.4", "0.5")
 TASKS = {
     "effdbea": HEAD_TASKS,
@@ -52,7 +53,7 @@ TASKS = {
     "c10a2b8": {**{f"jnli-1.1-{t}": ("jnli", 3) for t in ("0.2", "0.3", "0.4", "0.5", "0.6")},
                 **{f"jaqket_v2-0.2-{t}": ("jaqket_v2", 1) for t in ("0.1", "0.2", "0.3", "0.4", "0.5")}},
 }
-GEN_FAMILIES = {"jsquad", "jaqket_v2"}
+GEN_FAMILIES = {"jsquad", "jaqket_v2", "xlsum_ja", "mgsm"}
 
 
 def sha(x) -> str:
@@ -218,8 +219,8 @@ def run_task(lm, harness: str, task_name: str, family: str, num_fewshot: int, do
         split: datasets.Dataset.from_list(to_shunk031(family, rows), features=features)
         for split, rows in docs[family].items()})
     kept = {s: (parity_docs.kumapo_v2(r) if family == "jaqket_v2" else r) for s, r in docs[family].items()}
-    pool_ids = [parity_docs.doc_id(family, r) for r in kept["train"]]
-    eval_ids = [parity_docs.doc_id(family, r) for r in kept["validation"]]
+    pool_ids = [parity_docs.doc_id(family, r) for r in kept.get("train", [])]
+    eval_ids = [parity_docs.doc_id(family, r) for r in kept["test" if "test" in kept else "validation"]]
     drawn: list[list[str]] = []
     orig_fewshot = task.fewshot_examples
 

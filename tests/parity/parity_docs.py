@@ -62,6 +62,11 @@ def load(data_dir: str | Path | None) -> dict[str, dict[str, list[dict]]]:
 
 
 JAQKET_TOP_K = 5
+# jaflow's upstream layout (jaflow.evaluate.jglue.data.SOURCE_FILES) for the non-JGLUE families
+OTHER_FILES = {"jaqket_v2": {"train": "jaqket_v2/train.jsonl", "validation": "jaqket_v2/valid.jsonl"},
+               "xlsum_ja": {"train": "xlsum_ja/train.jsonl", "test": "xlsum_ja/test.jsonl"},
+               "xwinograd_ja": {"test": "xwinograd_ja/test.jsonl"},
+               "mgsm": {"train": "mgsm/train.jsonl", "test": "mgsm/test.jsonl"}}
 
 
 def kumapo_v2(rows: list[dict]) -> list[dict]:
@@ -80,8 +85,8 @@ def write_upstream(docs: dict[str, dict[str, list[dict]]], out: str | Path) -> P
     out = Path(out)
     for family, splits in docs.items():
         for split, rows in splits.items():
-            if family == "jaqket_v2":
-                path = out / "jaqket_v2" / f"{ {'train': 'train', 'validation': 'valid'}[split]}.jsonl"
+            if family in OTHER_FILES:
+                path = out / OTHER_FILES[family][split]
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
                 continue
@@ -99,7 +104,7 @@ def write_upstream(docs: dict[str, dict[str, list[dict]]], out: str | Path) -> P
 
 def doc_id(family: str, row: dict) -> str:
     key = {"jcommonsenseqa": "q_id", "jnli": "sentence_pair_id", "jsquad": "id", "marc_ja": "review_id",
-           "jaqket_v2": "qid"}[family]
+           "jaqket_v2": "qid", "xlsum_ja": "id", "xwinograd_ja": "id", "mgsm": "id"}[family]
     return str(row[key])
 
 

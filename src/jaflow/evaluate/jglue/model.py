@@ -133,6 +133,17 @@ class JpStableLM(HFLM):
             out.append(res[key])
         return out
 
+    def decode_experimental(self, rows: list[list[int]]) -> list[str]:
+        """Decoded as jp-stable's AutoCausalLM does, whose tokenizer has pad_token = eos_token (so a
+        former pad token such as T5's <pad> is no longer special and stays in the text)."""
+        tok = self.tokenizer
+        saved = tok.pad_token
+        tok.pad_token = tok.eos_token
+        try:
+            return [self.jp_decode(row, skip_special_tokens=True) for row in rows]
+        finally:
+            tok.pad_token = saved
+
     def generate_experimental(self, reqs: list[tuple[str, dict[str, Any]]]) -> list[str]:
         """jp-stable `hf-causal-experimental` (`HuggingFaceAutoLM.greedy_until`, `AutoCausalLM`)."""
         from lm_eval.models.utils_hf import stop_sequences_criteria
@@ -160,7 +171,7 @@ class JpStableLM(HFLM):
             with torch.no_grad():
                 gen_ids = self.model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_gen,
                                               stopping_criteria=criteria, do_sample=False, pad_token_id=pad)
-            texts = [self.jp_decode(row, skip_special_tokens=True) for row in gen_ids[:, full_len:].tolist()]
+            texts = self.decode_experimental(gen_ids[:, full_len:].tolist())
             for c, text in zip(contexts, texts, strict=True):
                 res[c] = cut_at_stops(text, until)
         return [res[c] for c, _ in reqs]

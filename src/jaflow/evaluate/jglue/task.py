@@ -137,10 +137,14 @@ class JpStableTask(ConfigurableTask):
 
     def construct_requests(self, doc, ctx, **kwargs):
         req = super().construct_requests(doc, ctx, **kwargs)
-        if self.OUTPUT_TYPE == "generate_until" and (n := self.max_gen_toks(doc)) is not None:
-            context, gen = req.arguments[0], dict(req.arguments[1])
+        if self.OUTPUT_TYPE != "generate_until":
+            return req
+        context, gen = req.arguments[0], dict(req.arguments[1])
+        if (n := self.max_gen_toks(doc)) is not None:
             gen["max_gen_toks"] = max(1, n)
-            req.arguments = (context, gen)
+        if self.spec.stop_eos_first and self._tokenizer is not None and self._tokenizer.eos_token:
+            gen["until"] = [self._tokenizer.eos_token, *gen["until"]]  # jp-stable's MGSM: [eos, "\n"]
+        req.arguments = (context, gen)
         return req
 
 

@@ -74,6 +74,7 @@ class TaskTemplate:
     balanced_metrics: bool = False  # balanced_acc, mcc, macro_f1 (jnli 1.3, marc_ja)
     eval_split: str = "validation"
     max_gen: str = "answer"  # "answer": longest gold answer in tokens; "summary+10"; "256"
+    stop_eos_first: bool = False  # mgsm: stop strings are [the model's EOS token, "\n"]
     metrics: tuple[str, ...] = field(default=())
 
     @property
@@ -298,7 +299,7 @@ def _mgsm(template: str) -> TaskTemplate:
 
     return TaskTemplate("mgsm", "1.0", template, ALPACA_DESC, "\n\n", text,
                         lambda d: d["answer"].replace("ステップごとの答え：", ""), "gen",
-                        eval_split="test", max_gen="256", metrics=("acc",))
+                        eval_split="test", max_gen="256", stop_eos_first=True, metrics=("acc",))
 
 
 def _xwinograd() -> TaskTemplate:

@@ -258,6 +258,8 @@ def metric_goldens(docs) -> dict:
     items = [[(0, 0), (1, 1), (2, 2), (0, 1), (1, 0), (2, 0), (2, 1), (0, 0)],
              [(0, 0), (0, 0), (1, 0), (1, 1), (1, 1), (1, 0)],
              [(1, 0), (0, 1), (2, 1), (1, 2), (2, 2)]]
+    if not hasattr(metrics, "balanced_mean"):  # before c10a2b8
+        return {"jsquad": squad, "balanced": []}
     balanced = [{"gold_pred": it,
                  "balanced_acc": metrics.balanced_mean([(float(g == p), g) for g, p in it]),
                  "mcc": metrics.matthews_corrcoef(it), "macro_f1": metrics.macro_f1(it)} for it in items]

@@ -17,7 +17,7 @@ from jaflow.evaluate.jglue.run import TASKS_DIR, resolve_task, task_spec
 from jaflow.evaluate.jglue.task import JpStableSampler, jp_stable_order, stratified_sample
 from jaflow.evaluate.jglue.templates import TEMPLATES, get_template
 from jaflow.tiny.jglue import MARC_INSTRUCTION, write_marc_train, write_tiny_jglue
-from jaflow.workflow import BUILTIN_SUITES, jglue_suite_tasks
+from jaflow.evaluate.jglue.suites import BUILTIN_SUITES, jglue_suite_tasks
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +172,80 @@ def test_url_sources_are_checked_against_their_sha256(tmp_path, shared_data):
     with pytest.raises(DataError, match="does not match the configured 0000"):
         materialize(tmp_path / "bad", None, urls)
     assert not (tmp_path / "bad").exists()
+
+
+def _write_lines(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+JCQA_ROW = {"q_id": 1, "question": "q", "choice0": "a", "choice1": "b", "choice2": "c", "choice3": "d",
+            "choice4": "e", "label": 2}
+JNLI_ROW = {"sentence_pair_id": "1", "yjcaptions_id": "x", "sentence1": "犬", "sentence2": "猫", "label": "neutral"}
+
+
+def test_v1_3_files_are_read_under_their_own_names_and_recorded(tmp_path):
+    _write_lines(tmp_path / "src" / "jnli-v1.3" / "valid-v1.3.json", [JNLI_ROW])
+    _write_lines(tmp_path / "src" / "jcommonsenseqa-v1.1" / "valid-v1.1.json", [JCQA_ROW])
+    counts = materialize(tmp_path / "data", tmp_path / "src")
+    assert counts == {"jnli": {"validation": 1}, "jcommonsenseqa": {"validation": 1}}
+    prov = json.loads((tmp_path / "data" / "provenance.json").read_text())
+    assert prov["jnli"]["validation"]["release"] == "v1.3"
+    assert prov["jnli"]["validation"]["source"] == "jnli-v1.3/valid-v1.3.json"
+    assert prov["jcommonsenseqa"]["validation"]["release"] == "v1.1"
+    assert len(prov["jnli"]["validation"]["sha256"]) == 64 and prov["jnli"]["validation"]["rows"] == 1
+
+
+def test_two_releases_of_one_task_or_an_unknown_one_fail(tmp_path):
+    _write_lines(tmp_path / "a" / "jnli-v1.1" / "valid-v1.1.json", [JNLI_ROW])
+    _write_lines(tmp_path / "a" / "jnli-v1.3" / "valid-v1.3.json", [JNLI_ROW])
+    with pytest.raises(DataError, match="keep one JGLUE release"):
+        materialize(tmp_path / "out", tmp_path / "a")
+    _write_lines(tmp_path / "b" / "jnli-v1.2" / "valid-v1.2.json", [JNLI_ROW])
+    with pytest.raises(DataError, match="release 'v1.2' is not one jaflow reads"):
+        materialize(tmp_path / "out", tmp_path / "b")
+    _write_lines(tmp_path / "c" / "jnli-v1.3" / "valid-v1.1.json", [JNLI_ROW])
+    with pytest.raises(DataError, match="not a JGLUE v1.3 file name"):
+        materialize(tmp_path / "out", tmp_path / "c")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no JGLUE file found"):
+        materialize(tmp_path / "out", tmp_path / "empty")
+
+
+@pytest.mark.parametrize(("rel", "row", "match"), [
+    ("jcommonsenseqa-v1.1/valid-v1.1.json", dict(JCQA_ROW, label=7), r"valid-v1\.1\.json:2: field 'label' is 7"),
+    ("jcommonsenseqa-v1.1/valid-v1.1.json", dict(JCQA_ROW, label="choice2"),
+     r"valid-v1\.1\.json:2: field 'label' is 'choice2'"),
+    ("marc_ja-v1.1/valid-v1.1.json", {"review_id": "r", "sentence": "普通", "label": "neutral"},
+     r"valid-v1\.1\.json:2: field 'label' is 'neutral'"),
+    ("jnli-v1.1/valid-v1.1.json", dict(JNLI_ROW, label=True), r"valid-v1\.1\.json:2: field 'label' is True"),
+])
+def test_bad_labels_fail_naming_file_and_line(tmp_path, rel, row, match):
+    first = {"jcommonsenseqa": JCQA_ROW, "jnli": JNLI_ROW,
+             "marc_ja": {"review_id": "q", "sentence": "良い", "label": "positive"}}[rel.split("-v")[0]]
+    _write_lines(tmp_path / rel, [first, row])
+    with pytest.raises(DataError, match=match):
+        materialize(tmp_path / "out", tmp_path)
+
+
+def test_empty_jsquad_answers_fail_naming_file_line_and_question(tmp_path):
+    qa = {"id": "q1", "question": "?", "answers": [], "is_impossible": False}
+    doc = {"version": "v1.1", "data": [{"title": "t", "paragraphs": [{"context": "t [SEP] x", "qas": [qa]}]}]}
+    path = tmp_path / "jsquad-v1.1" / "valid-v1.1.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(doc, indent=1))
+    line = next(i for i, s in enumerate(path.read_text().splitlines(), 1) if '"q1"' in s)
+    with pytest.raises(DataError, match=rf"valid-v1\.1\.json:{line}: data\[0\]\.paragraphs\[0\]\.qas\[0\] \(id q1\): "
+                                        "field 'answers' needs at least one"):
+        materialize(tmp_path / "out", tmp_path)
+
+
+def test_jaqket_keeps_top_five_contexts_and_drops_unanswerable_questions(tmp_path):
+    def ctx(i, hit):
+        return {"id": str(i), "title": f"t{i}", "text": f"x{i}", "score": 1.0, "has_answer": hit}
+
+    rows = [{"qid": "a", "question": "?", "answers": ["x"], "ctxs": [ctx(i, i == 2) for i in range(8)]},
+            {"qid": "b", "question": "?", "answers": ["y"], "ctxs": [ctx(i, i == 6) for i in range(8)]}]
+    _write_lines(tmp_path / "jaqket_v2" / "valid.jsonl", rows)
+    out = read_source("jaqket_v2", tmp_path / "jaqket_v2" / "valid.jsonl")
+    assert [r["id"] for r in out] == ["a"] and len(out[0]["ctxs"]) == 5

@@ -10,10 +10,25 @@ import random
 import pytest
 
 from jaflow.evaluate.jglue.data import materialize
-from jaflow.evaluate.jglue.run import SCORE_COLUMNS, evaluate_suite
+from jaflow.evaluate.jglue.run import SCORE_COLUMNS
+from jaflow.evaluate.jglue.run import evaluate_suite as _evaluate_suite
 from jaflow.tiny import build_model, build_tokenizer, iter_texts
 from jaflow.tiny.jglue import write_marc_train, write_tiny_jglue
-from jaflow.workflow import jglue_suite_tasks
+from jaflow.evaluate.jglue.suites import jglue_suite_tasks
+
+
+def hf_args(pretrained, **kw):
+    """graph.hf_args of a base model at `pretrained`."""
+    return dict({"pretrained": str(pretrained), "peft": None, "tokenizer": None, "use_fast": True,
+                 "trust_remote_code": False, "dtype": "auto"}, **kw)
+
+
+def evaluate_suite(**kw):
+    """The job with the schema's defaults for what a test does not set."""
+    kw = dict({"suite": "test", "harness": "hf-causal", "seed": 1234, "loglikelihood_batch_size": 16}, **kw)
+    if isinstance(kw["hf"], dict) and "use_fast" not in kw["hf"]:
+        kw["hf"] = hf_args(**kw["hf"])
+    return _evaluate_suite(**kw)
 
 
 @pytest.fixture(scope="module")
@@ -182,5 +197,48 @@ def test_an_adapter_is_evaluated_through_lm_eval_peft(tiny_model, tiny_jglue, tm
 
     plain = run("base", {"pretrained": base})
     adapted = run("lora", {"pretrained": base, "peft": str(tmp_path / "adapter"), "tokenizer": base})
-    assert json.loads((tmp_path / "lora" / "results.json").read_text())["jaflow"]["model_args"]["peft"]
+    assert json.loads((tmp_path / "lora" / "results.json").read_text())["jaflow"]["model_identity"]["adapter"]
     assert plain != adapted  # the adapter's (non-zero) LoRA weights change the log-likelihoods
+
+
+def test_loglikelihood_batching_leaves_scores_unchanged(tiny_model, tiny_jglue, tmp_path):
+    """jp-stable scores log-likelihoods one request at a time; jaflow batches them (right padding
+    cannot change a causal model's scores) and keeps generation at batch 1: same scores."""
+    import time
+
+    model = tiny_model("llama")
+    tasks = jglue_suite_tasks({"suites": {}, "template": "0.3"}, "jglue6")
+    runs = {}
+    for batch in (1, 16):
+        start = time.perf_counter()
+        rows = evaluate_suite(model="tiny", hf={"pretrained": str(model)}, tasks=tasks, data_dir=tiny_jglue / "data",
+                              out_dir=tmp_path / str(batch), limit=8, batch_size=1, loglikelihood_batch_size=batch)
+        runs[batch] = (rows, time.perf_counter() - start)
+    print(f"jglue6, 8 docs per task: log-likelihood batch 1 {runs[1][1]:.1f}s, batch 16 {runs[16][1]:.1f}s")
+    assert [(r["task"], r["metric"], r["value"]) for r in runs[16][0]] == [
+        (r["task"], r["metric"], r["value"]) for r in runs[1][0]]
+    for name in ("jcommonsenseqa-1.1-0.3", "xwinograd_ja"):
+        one, many = ([json.loads(line)["resps"] for line in (tmp_path / b / f"samples_{name}.jsonl").open()]
+                     for b in ("1", "16"))
+        flat = [float(x[0][0]) for doc in one for x in doc], [float(x[0][0]) for doc in many for x in doc]
+        assert flat[1] == pytest.approx(flat[0], abs=1e-4)
+
+
+def test_results_json_is_byte_reproducible(tiny_model, tiny_jglue, tmp_path, monkeypatch):
+    model = tiny_model("llama")
+    task = [{"task": "jsquad", "version": "1.1", "template": "0.4", "num_fewshot": 1}]
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)
+        evaluate_suite(model=name, hf={"pretrained": str(model)}, tasks=task, data_dir=tiny_jglue / "data",
+                       out_dir=tmp_path / name / "out", limit=3)
+    a, b = ((tmp_path / n / "out" / "results.json").read_text() for n in "ab")
+    assert a == b
+    assert " at 0x" not in a and str(tiny_jglue) not in a and str(tmp_path) not in a
+    results = json.loads(a)
+    assert results["jaflow"]["harness"] == {"jsquad-1.1-0.4": "hf-causal"}
+    assert set(results["jaflow"]["data_sha256"]) == {"jsquad/train.jsonl", "jsquad/validation.jsonl"}
+    assert results["jaflow"]["data_sources"]["jsquad"]["validation"]["source"] == "jsquad-v1.1/valid-v1.1.json"
+    assert "date" not in results and "date" in json.loads((tmp_path / "a" / "out" / "run_info.json").read_text())
+    scores = read_scores(tmp_path / "b" / "out" / "scores.csv")
+    assert {(r["suite"], r["harness"], r["model"]) for r in scores} == {("test", "hf-causal", "b")}

@@ -79,7 +79,7 @@ def test_tidy_scores_keeps_lm_eval_filters_apart():
                     "marc_ja-1.1-0.3": {"acc,none": 0.75, "acc_stderr,none": 0.05}},
         "n-samples": {"gsm8k": {"effective": 4}, "marc_ja-1.1-0.3": {"effective": 8}},
     }
-    rows = {(r["task"], r["metric"]): r for r in tidy_scores("m", results, {"gsm8k": {"num_fewshot": 5}})}
+    rows = {(r["task"], r["metric"]): r for r in tidy_scores("m", "s", results, {"gsm8k": {"num_fewshot": 5}}, {})}
     assert rows[("gsm8k", "exact_match,strict-match")]["value"] == 0.25
     assert rows[("gsm8k", "exact_match,flexible-extract")]["stderr"] == 0.2
     assert rows[("marc_ja", "acc")]["value"] == 0.75 and rows[("marc_ja", "acc")]["n"] == 8

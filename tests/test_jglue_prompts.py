@@ -37,7 +37,7 @@ JAQKET = [
     {"id": "q0", "question": "赤い果物は?", "answers": ["りんご"], "ctxs": [
         {"title": "梨", "text": "梨は白い。", "has_answer": False}, {"title": "林檎", "text": "りんごは赤い。", "has_answer": True}]},
     {"id": "q1", "question": "黄色い果物は?", "answers": ["バナナ"], "ctxs": [
-        {"title": "桃", "text": "桃は甘い。", "has_answer": False}]},
+        {"title": "桃", "text": "桃は甘い。", "has_answer": False}, {"title": "甘蕉", "text": "バナナは黄色。", "has_answer": True}]},
     {"id": "q2", "question": "紫の果物は?", "answers": ["ぶどう"], "ctxs": [
         {"title": "葡萄", "text": "ぶどうは紫。", "has_answer": True}, {"title": "柿", "text": "柿は秋。", "has_answer": False}]},
 ]
@@ -136,10 +136,9 @@ GOLDEN = {
     "marc_ja-1.1-0.5": f"ユーザー: 与えられた{MARC_I}\nシステム: 分かりました。\n"
     "ユーザー: 最高です。\nシステム: ポジティブ\nユーザー: 最悪です。\nシステム: ネガティブ\n"
     "ユーザー: 満足です。\nシステム: ",
-    # examples show only their answering context (or jp-stable's fallback question); the query all (top 5)
+    # examples show only their answering context (every kept question has one); the query all (top 5)
     "jaqket_v2-0.2-0.3": ALPACA + alp(SQ_I, "文脈：りんごは赤い。\n質問：赤い果物は?") + "りんご\n\n"
-    + alp(SQ_I, "文脈：通常の『ドラえもん』が掲載1回毎の完結を基本としているのに対し、『大長編』は映画1作の原作となる1つの長編が数回に分けて連載され、ドラえもん・野比のび太・源静香・剛田武(ジャイアン)・骨川スネ夫の5人が編毎に異なる様々な冒険に立ち向かう様が描かれる。単行本も『ドラえもん』から独立した『大長編ドラえもん』として発行されている。\n"
-          "質問：人気漫画『ドラえもん』の登場人物で、ジャイアンの苗字は剛田ですが、スネ夫の苗字は何でしょう?") + "バナナ\n\n"
+    + alp(SQ_I, "文脈：バナナは黄色。\n質問：黄色い果物は?") + "バナナ\n\n"
     + alp(SQ_I, "文脈：ぶどうは紫。\n柿は秋。\n質問：紫の果物は?"),
     "xlsum_ja-1.0-0.3": ALPACA + alp("与えられたニュース記事を要約してください。", "ニュース記事:記事A。") + "要約A。\n\n"
     + alp("与えられたニュース記事を要約してください。", "ニュース記事:記事B。") + "要約B。\n\n"

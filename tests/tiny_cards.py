@@ -184,7 +184,7 @@ def _tiny_suite(tasks: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
 
 def _tiny_jglue(jglue: dict[str, Any]) -> set[str]:
     """Shrink the suites the runs use; returns the suites replaced by the stand-in task."""
-    from jaflow.workflow import BUILTIN_SUITES
+    from jaflow.evaluate.jglue.suites import BUILTIN_SUITES
 
     suites = jglue.setdefault("suites", {})
     stand_ins = set()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from jaflow.errors import ConfigError
+from jaflow.evaluate.jglue.suites import jglue_suite_tasks
 from jaflow.graph import MergedModel, ModelGraph, TrainedModel, is_local_path
 from jaflow.layout import Layout
 
@@ -235,39 +236,3 @@ class Targets:
     def judge_hf_args(self) -> dict[str, Any] | None:
         name = self.judge_model()
         return self.graph.hf_args(name) if name else None
-
-
-# Built-in suites: (task family, version, few-shot) in the order the cards print them.
-BUILTIN_SUITES: dict[str, list[dict[str, Any]]] = {
-    "jglue4": [
-        {"task": "jsquad", "version": "1.1", "num_fewshot": 2},
-        {"task": "jcommonsenseqa", "version": "1.1", "num_fewshot": 3},
-        {"task": "jnli", "version": "1.3", "num_fewshot": 3},
-        {"task": "marc_ja", "version": "1.1", "num_fewshot": 3},
-    ],
-}
-BUILTIN_SUITES["jglue6"] = BUILTIN_SUITES["jglue4"] + [
-    {"task": "xwinograd_ja", "version": None, "num_fewshot": 0},
-    {"task": "jaqket_v2", "version": "0.2", "num_fewshot": 1},
-]
-# ja8 of the jp-stable harness, in the weblab card's order: 3,3,3,2,1,1,0,5.
-BUILTIN_SUITES["jglue8"] = [
-    {"task": "jcommonsenseqa", "version": "1.1", "num_fewshot": 3},
-    {"task": "jnli", "version": "1.3", "num_fewshot": 3},
-    {"task": "marc_ja", "version": "1.1", "num_fewshot": 3},
-    {"task": "jsquad", "version": "1.1", "num_fewshot": 2},
-    {"task": "jaqket_v2", "version": "0.2", "num_fewshot": 1},
-    {"task": "xlsum_ja", "version": "1.0", "num_fewshot": 1},
-    {"task": "xwinograd_ja", "version": None, "num_fewshot": 0},
-    {"task": "mgsm", "version": "1.0", "num_fewshot": 5},
-]
-
-
-def jglue_suite_tasks(jglue: dict[str, Any], suite: str, template: str | None = None) -> list[dict[str, Any]]:
-    """The task list of a suite: config overrides first, then the built-in ones."""
-    tasks = jglue["suites"].get(suite) or BUILTIN_SUITES.get(suite)
-    if tasks is None:
-        known = sorted(set(BUILTIN_SUITES) | set(jglue["suites"]))
-        raise ConfigError(f"jglue.runs: unknown suite '{suite}' (known: {known})")
-    default_template = template or jglue["template"]
-    return [dict({"template": default_template, "metric": None}, **{k: v for k, v in t.items() if v is not None or k == "version"}) for t in tasks]

@@ -33,6 +33,8 @@ rule jglue:
         model=hf_args,
         suite=jglue_suite,
         settings=jglue_settings,
+        harness=config["jglue"]["harness"],
+        loglikelihood_batch_size=config["jglue"]["loglikelihood_batch_size"],
         seed=config["seed"],
     log:
         L.log("jglue", "{suite}/{model}"),

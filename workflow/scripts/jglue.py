@@ -9,13 +9,16 @@ with log_to(snakemake.log[0]):
     cfg = snakemake.params.settings
     evaluate_suite(
         model=snakemake.wildcards.model,
+        suite=snakemake.wildcards.suite,
         hf=snakemake.params.model,
         tasks=snakemake.params.suite,
         data_dir=snakemake.input.data,
         out_dir=Path(snakemake.output.scores).parent,
         seed=snakemake.params.seed,
+        harness=snakemake.params.harness,
         limit=cfg["limit"],
         batch_size=cfg["batch_size"],
+        loglikelihood_batch_size=snakemake.params.loglikelihood_batch_size,
         max_length=cfg["max_length"],
         cache_dir=cfg["cache_dir"],
     )

@@ -56,7 +56,11 @@ def stratified_sample(docs: Sequence[dict], k: int, rnd: random.Random, stratum:
 
 
 class JpStableSampler(ContextSampler):
-    """Few-shot examples drawn as jp-stable draws them (see the module docstring)."""
+    """Few-shot examples drawn as jp-stable draws them (see the module docstring).
+
+    `trace`, when a list, receives each draw's document ids (the parity test reads it)."""
+
+    trace: list[list[str]] | None = None
 
     def __init__(self, df=None, *, n_eval: int = 0, stratum: Callable[[dict], str] | None = None, **kwargs):
         super().__init__(df, rnd=None, **kwargs)
@@ -72,9 +76,11 @@ class JpStableSampler(ContextSampler):
         if n == 0:
             return []
         docs = self.fewshot_docs()
-        if self.stratum is not None:
-            return stratified_sample(docs, n, self.rnd, self.stratum)
-        return self.rnd.sample(docs, n)
+        drawn = stratified_sample(docs, n, self.rnd, self.stratum) if self.stratum is not None else self.rnd.sample(
+            docs, n)
+        if self.trace is not None:
+            self.trace.append([str(d["id"]) for d in drawn])
+        return drawn
 
 
 class JpStableTask(ConfigurableTask):
@@ -107,15 +113,14 @@ class JpStableTask(ConfigurableTask):
 
     @cached_property
     def _tokenizer(self):
+        """The evaluated model's tokenizer, loaded as the model is (`jaflow.hf.load_tokenizer`)."""
         meta = self.config.metadata or {}
-        name = meta.get("tokenizer") or meta.get("pretrained")
-        if not name or not isinstance(name, str):
+        if not isinstance(meta.get("tokenizer"), str):
             return None
-        from transformers import AutoTokenizer
+        from jaflow.hf import load_tokenizer
 
-        use_fast = meta.get("use_fast_tokenizer", True)
-        return AutoTokenizer.from_pretrained(name, use_fast=use_fast in (True, "True", "true"),
-                                             trust_remote_code=bool(meta.get("trust_remote_code", False)))
+        return load_tokenizer({"pretrained": meta["pretrained"], "tokenizer": meta["tokenizer"],
+                               "use_fast": meta["use_fast"], "trust_remote_code": meta["trust_remote_code"]})
 
     def max_gen_toks(self, doc: dict) -> int | None:
         """jp-stable's per-document generation cap, or None to keep the YAML's."""
@@ -132,10 +137,14 @@ class JpStableTask(ConfigurableTask):
 
     def construct_requests(self, doc, ctx, **kwargs):
         req = super().construct_requests(doc, ctx, **kwargs)
-        if self.OUTPUT_TYPE == "generate_until" and (n := self.max_gen_toks(doc)) is not None:
-            context, gen = req.arguments[0], dict(req.arguments[1])
+        if self.OUTPUT_TYPE != "generate_until":
+            return req
+        context, gen = req.arguments[0], dict(req.arguments[1])
+        if (n := self.max_gen_toks(doc)) is not None:
             gen["max_gen_toks"] = max(1, n)
-            req.arguments = (context, gen)
+        if self.spec.stop_eos_first and self._tokenizer is not None and self._tokenizer.eos_token:
+            gen["until"] = [self._tokenizer.eos_token, *gen["until"]]  # jp-stable's MGSM: [eos, "\n"]
+        req.arguments = (context, gen)
         return req
 
 

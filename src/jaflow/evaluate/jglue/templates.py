@@ -20,8 +20,24 @@ from jaflow.errors import ConfigError
 Doc = dict[str, Any]
 
 ALPACA_DESC = "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。\n\n"
-LLAMA2_SYSTEM = "あなたは役立つアシスタントです。"  # jp-stable's default SYSTEM_PROMPT
-LLAMA2_DESC = f"<s>[INST] <<SYS>>\n{LLAMA2_SYSTEM}\n<</SYS>>\n\n"
+LLAMA2_SYSTEM = "あなたは役立つアシスタントです。"  # jp-stable's default SYSTEM_PROMPT since 2023-11-09
+# ... and before (Llama 2's own default), e.g. at c10a2b8, the last commit with jnli-1.1
+LLAMA2_SYSTEM_EN = (
+    "You are a helpful, respectful and honest assistant. Always answer as helpfully as possible, while being safe.  "
+    "Your answers should not include any harmful, unethical, racist, sexist, toxic, dangerous, or illegal content. "
+    "Please ensure that your responses are socially unbiased and positive in nature.\n\nIf a question does not make "
+    "any sense, or is not factually coherent, explain why instead of answering something not correct. If you don't "
+    "know the answer to a question, please don't share false information."
+)
+SYSTEM_PROMPTS = {"ja": LLAMA2_SYSTEM, "en": LLAMA2_SYSTEM_EN}
+JA_SYSTEM_PROMPT_SINCE = "2023-11-09"
+
+
+def llama2_desc(system: str) -> str:
+    return f"<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n"
+
+
+LLAMA2_DESC = llama2_desc(LLAMA2_SYSTEM)
 LLAMA2_SEP = " </s><s>[INST] "
 JNLI_JA = ["含意", "矛盾", "中立"]
 JNLI_EN = ["entailment", "contradiction", "neutral"]
@@ -58,6 +74,7 @@ class TaskTemplate:
     balanced_metrics: bool = False  # balanced_acc, mcc, macro_f1 (jnli 1.3, marc_ja)
     eval_split: str = "validation"
     max_gen: str = "answer"  # "answer": longest gold answer in tokens; "summary+10"; "256"
+    stop_eos_first: bool = False  # mgsm: stop strings are [the model's EOS token, "\n"]
     metrics: tuple[str, ...] = field(default=())
 
     @property
@@ -172,7 +189,8 @@ def _jnli(version: str, template: str) -> TaskTemplate:
         def text(d):
             return alpaca(instr, f"前提：{d['premise']}\n仮説：{d['hypothesis']}")
     elif template == "0.6":
-        desc, sep = LLAMA2_DESC, LLAMA2_SEP
+        # jnli-1.1 existed only before the Japanese system prompt (2023-11-09)
+        desc, sep = llama2_desc(LLAMA2_SYSTEM_EN if version == "1.1" else LLAMA2_SYSTEM), LLAMA2_SEP
         instr = "与えられた前提と仮説の関係を回答してください。\n\n出力は以下から選択してください：\n" + "\n".join(labels)
 
         def text(d):
@@ -185,10 +203,10 @@ def _jnli(version: str, template: str) -> TaskTemplate:
 
         def text(d, nl=nl):
             return rinna(f"前提：{d['premise']}{nl}仮説：{d['hypothesis']}", nl)
-    balanced = version == "1.3"
+    # balanced metrics for both (jnli-1.1 as c10a2b8 reports it); label-stratified few-shot only in 1.3
     return TaskTemplate("jnli", version, template, desc, sep, text, lambda d: labels[d["label"]], "mc",
-                        choices=tuple(labels), stratified=balanced, balanced_metrics=balanced,
-                        metrics=("acc", "acc_norm") + (("balanced_acc", "mcc", "macro_f1") if balanced else ()))
+                        choices=tuple(labels), stratified=version == "1.3", balanced_metrics=True,
+                        metrics=("acc", "acc_norm", "balanced_acc", "mcc", "macro_f1"))
 
 
 def _marc(template: str) -> TaskTemplate:
@@ -221,34 +239,49 @@ def _marc(template: str) -> TaskTemplate:
                         metrics=("acc", "acc_norm", "balanced_acc", "mcc", "macro_f1"))
 
 
-JAQKET_FALLBACK: Doc = {
-    "question": "人気漫画『ドラえもん』の登場人物で、ジャイアンの苗字は剛田ですが、スネ夫の苗字は何でしょう?",
-    "answers": ["骨川"],
-    "ctxs": [{
-        "title": "大長編ドラえもん",
-        "text": "通常の『ドラえもん』が掲載1回毎の完結を基本としているのに対し、『大長編』は映画1作の原作となる1つの長編が数回に分けて連載され、ドラえもん・野比のび太・源静香・剛田武(ジャイアン)・骨川スネ夫の5人が編毎に異なる様々な冒険に立ち向かう様が描かれる。単行本も『ドラえもん』から独立した『大長編ドラえもん』として発行されている。",
-        "has_answer": True,
-    }],
-}
-
-
 def _jaqket(template: str) -> TaskTemplate:
+    """JAQKET v2 (jp-stable version 0.2: the top 5 contexts). The query shows every context, a
+    few-shot example only its first answering one (jp-stable's doc_to_answering_text, as at
+    2f1583c and c10a2b8)."""
     instr = "与えられた文脈から、質問に対する答えを抜き出してください。"
+    sep, fewshot_sep = "\n", "\n\n"
+    if template == "0.1":
+        desc = "[題名]と[問題]から[質問]に対する[答え]を抜き出しなさい\n\n"
+
+        def render(ctxs, q):
+            cands = "\n".join(f"[題名]:{c['title']}\n[問題]:{c['text']}" for c in ctxs)
+            return f"{cands}\n[質問]:{q}\n[答え]:"
+    elif template == "0.2":
+        desc = "質問に対する回答を文章から一言で抽出してください。回答は名詞で答えてください。\n\n"
+
+        def render(ctxs, q):
+            return "文章:" + "\n".join(c["text"] for c in ctxs) + f"\n質問:{q}\n回答:"
+    elif template == "0.3":
+        desc = ALPACA_DESC
+
+        def render(ctxs, q):
+            return alpaca(instr, "文脈：" + "\n".join(c["text"] for c in ctxs) + f"\n質問：{q}")
+    elif template == "0.6":
+        desc, fewshot_sep = LLAMA2_DESC, LLAMA2_SEP
+
+        def render(ctxs, q):
+            return f"{instr}\n\n文脈：" + "\n".join(c["text"] for c in ctxs) + f"\n質問：{q} [/INST] "
+    else:
+        nl = "<NL>" if template == "0.4" else "\n"
+        desc, sep, fewshot_sep = rinna_desc(instr, nl), nl, nl
+
+        def render(ctxs, q, nl=nl):
+            return rinna("文脈：" + nl.join(c["text"] for c in ctxs) + f"{nl}質問：{q}", nl)
 
     def text(d):
-        context = "\n".join(c["text"] for c in d["ctxs"][:5])
-        return alpaca(instr, f"文脈：{context}\n質問：{d['question']}")
+        return render(d["ctxs"][:5], d["question"])
 
     def fewshot_text(d):
-        # jp-stable shows an example with only its first context that holds the answer,
-        # or a fixed fallback question when none does (the target stays the example's own).
-        answering = [c for c in d["ctxs"] if c["has_answer"]][:1]
-        src = d if answering else JAQKET_FALLBACK
-        ctx = answering[0] if answering else JAQKET_FALLBACK["ctxs"][0]
-        return alpaca(instr, f"文脈：{ctx['text']}\n質問：{src['question']}")
+        # the data loader keeps only questions one of whose top 5 contexts answers (kumapo's loader)
+        return render([next(c for c in d["ctxs"] if c["has_answer"])], d["question"])
 
-    return TaskTemplate("jaqket_v2", "0.2", template, ALPACA_DESC, "\n\n", text, lambda d: d["answers"][0],
-                        "gen", fewshot_text=fewshot_text, metrics=("exact_match", "f1"))
+    return TaskTemplate("jaqket_v2", "0.2", template, desc, fewshot_sep, text, lambda d: d["answers"][0],
+                        "gen", stop=(sep,), fewshot_text=fewshot_text, metrics=("exact_match", "f1"))
 
 
 def _xlsum(template: str) -> TaskTemplate:
@@ -266,7 +299,7 @@ def _mgsm(template: str) -> TaskTemplate:
 
     return TaskTemplate("mgsm", "1.0", template, ALPACA_DESC, "\n\n", text,
                         lambda d: d["answer"].replace("ステップごとの答え：", ""), "gen",
-                        eval_split="test", max_gen="256", metrics=("acc",))
+                        eval_split="test", max_gen="256", stop_eos_first=True, metrics=("acc",))
 
 
 def _xwinograd() -> TaskTemplate:
@@ -278,10 +311,11 @@ def _xwinograd() -> TaskTemplate:
 def _build() -> dict[str, TaskTemplate]:
     table = [_jsquad(v, t) for v in ("1.1", "1.2") for t in ("0.2", "0.3", "0.4", "0.5", "0.6")]
     table += [_jcqa(t) for t in ("0.2", "0.2.1", "0.3", "0.4", "0.5", "0.6")]
-    table += [_jnli("1.1", t) for t in ("0.2", "0.3", "0.4", "0.5")]  # 1.1 predates 0.6
+    table += [_jnli("1.1", t) for t in ("0.2", "0.3", "0.4", "0.5", "0.6")]  # as at c10a2b8
     table += [_jnli("1.3", t) for t in ("0.2", "0.3", "0.4", "0.5", "0.6")]
     table += [_marc(t) for t in ("0.2", "0.3", "0.4", "0.5", "0.6")]
-    table += [_jaqket("0.3"), _xlsum("0.3"), _mgsm("0.3"), _xwinograd()]
+    table += [_jaqket(t) for t in ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6")]
+    table += [_xlsum("0.3"), _mgsm("0.3"), _xwinograd()]
     return {t.name: t for t in table}
 
 

@@ -20,20 +20,25 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
-# CI sets this, so the tests on the real JGLUE files never quietly skip there.
+# The real upstream JGLUE v1.1 files: ../shared/data beside the checkout (or JAFLOW_SHARED_DATA).
+# A user's clone has none, and the tests on them skip; CI sets JAFLOW_REQUIRE_SHARED_DATA=1, so
+# there they never quietly skip.
+SHARED_DATA = Path(os.environ.get("JAFLOW_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data")
 REQUIRE_SHARED_DATA = os.environ.get("JAFLOW_REQUIRE_SHARED_DATA") == "1"
+
+
+def skip_without_shared_data(what: str = "real JGLUE test data") -> None:
+    reason = f"{what} not found at {SHARED_DATA} (shared/ beside the checkout, or JAFLOW_SHARED_DATA)"
+    if REQUIRE_SHARED_DATA:
+        pytest.fail(reason + " and JAFLOW_REQUIRE_SHARED_DATA=1")
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real upstream JGLUE v1.1 files in ../shared/data (not in a user's clone: skipped)."""
-    path = REPO_ROOT.parent / "shared" / "data"
-    if not path.exists():
-        reason = f"real JGLUE test data not found at {path} (shared/ beside the checkout)"
-        if REQUIRE_SHARED_DATA:
-            pytest.fail(reason + " and JAFLOW_REQUIRE_SHARED_DATA=1")
-        pytest.skip(reason)
-    return path
+    if not SHARED_DATA.exists():
+        skip_without_shared_data()
+    return SHARED_DATA
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,10 @@ from jaflow.errors import ConfigError, DataError
 from jaflow.evaluate.jglue import yamls
 from jaflow.evaluate.jglue.data import SOURCE_FILES, materialize, read_source
 from jaflow.evaluate.jglue.run import TASKS_DIR, resolve_task, task_spec
+from jaflow.evaluate.jglue.suites import BUILTIN_SUITES, jglue_suite_tasks
 from jaflow.evaluate.jglue.task import JpStableSampler, jp_stable_order, stratified_sample
 from jaflow.evaluate.jglue.templates import TEMPLATES, get_template
 from jaflow.tiny.jglue import MARC_INSTRUCTION, write_marc_train, write_tiny_jglue
-from jaflow.evaluate.jglue.suites import BUILTIN_SUITES, jglue_suite_tasks
 
 
 @pytest.fixture(scope="module")

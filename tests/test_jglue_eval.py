@@ -12,9 +12,9 @@ import pytest
 from jaflow.evaluate.jglue.data import materialize
 from jaflow.evaluate.jglue.run import SCORE_COLUMNS
 from jaflow.evaluate.jglue.run import evaluate_suite as _evaluate_suite
+from jaflow.evaluate.jglue.suites import jglue_suite_tasks
 from jaflow.tiny import build_model, build_tokenizer, iter_texts
 from jaflow.tiny.jglue import write_marc_train, write_tiny_jglue
-from jaflow.evaluate.jglue.suites import jglue_suite_tasks
 
 
 def hf_args(pretrained, **kw):

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA, skip_without_shared_data
 
 from jaflow.evaluate.jglue.data import materialize
 from jaflow.evaluate.jglue.model import JpStableLM
@@ -39,8 +39,7 @@ GOLDEN_FILES = sorted(p for p in GOLDENS.glob("*/*/*/*.json"))
 
 
 def shared_jglue() -> Path | None:
-    root = Path(os.environ.get("JAFLOW_SHARED_DATA") or REPO.parent / "shared" / "data")
-    path = root / "jglue-v1.1"
+    path = SHARED_DATA / "jglue-v1.1"
     return path if path.is_dir() else None
 
 
@@ -87,7 +86,7 @@ def test_jaflow_matches_jp_stable(golden_path, parity_world, tmp_path, monkeypat
     golden = json.loads(golden_path.read_text(encoding="utf-8"))
     family, tok = golden["family"], golden_path.parts[-3]
     if family not in parity_world["docs"]:
-        pytest.skip(f"{family}: real JGLUE v1.1 documents not found (../shared/data or JAFLOW_SHARED_DATA)")
+        skip_without_shared_data(f"{family}: real JGLUE v1.1 documents")
     name = golden["task"]
     if name not in TEMPLATES:
         pytest.fail(f"jaflow does not ship {name}, which jp-stable has")
@@ -162,7 +161,7 @@ def test_metrics_match_jp_stable_for_given_predictions(rev, parity_world):
 
     golden = json.loads((GOLDENS / rev / "metrics.json").read_text(encoding="utf-8"))
     if "jsquad" not in parity_world["docs"]:
-        pytest.skip("jsquad: real JGLUE v1.1 documents not found (../shared/data or JAFLOW_SHARED_DATA)")
+        skip_without_shared_data("jsquad: real JGLUE v1.1 documents")
     docs = {r["id"]: r for r in parity_world["docs"]["jsquad"]["validation"]}
     assert {g["doc"] for g in golden["jsquad"]} == set(docs)
     for g in golden["jsquad"]:

@@ -54,14 +54,20 @@ def dedup(records: list[Record], spec: dict[str, Any], rng: random.Random) -> li
     seen: set[tuple] = set()
     kept = []
     for rec in records:
-        key = tuple(str(rec.value(f)) for f in fields) if rec.messages is None else (
-            tuple((m["role"], m["content"]) for m in rec.messages),
+        key = (
+            tuple(str(rec.value(f)) for f in fields)
+            if rec.messages is None
+            else (tuple((m["role"], m["content"]) for m in rec.messages),)
         )
         if key not in seen:
             seen.add(key)
             kept.append(rec)
     return kept
 
+
+# Rules that pick by position only: applied to row indices before any row is read (the
+# generic list functions above give the same picks over indices as over records).
+INDEX_RULES = frozenset({"all", "random", "head"})
 
 RULES: dict[str, Rule] = {
     "all": keep_all,
@@ -73,6 +79,12 @@ RULES: dict[str, Rule] = {
 }
 
 
-def apply_rule(rule: dict[str, Any], records: list[Record], rng: random.Random) -> list[Record]:
-    (name, arg), = rule.items()
+def rule_name(rule: dict[str, Any]) -> str:
+    (name,) = rule
+    return name
+
+
+def apply_rule(rule: dict[str, Any], records: list, rng: random.Random) -> list:
+    """Apply one rule to records (or, for INDEX_RULES, to a list of row indices)."""
+    ((name, arg),) = rule.items()
     return RULES[name](records, arg, rng)

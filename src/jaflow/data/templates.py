@@ -25,9 +25,7 @@ ALPACA_HEAD_INPUT = (
     "further context. Write a response that appropriately completes the request."
 )
 ALPACA_JA_HEAD = "以下は、タスクを説明する指示です。要求を適切に満たす応答を書きなさい。"
-ALPACA_JA_HEAD_INPUT = (
-    "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。"
-)
+ALPACA_JA_HEAD_INPUT = "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。"
 
 
 @dataclass(frozen=True)
@@ -55,7 +53,9 @@ class Template:
     def render(self, fields: Mapping[str, Any]) -> Rendered:
         """One instruction row (instruction, input, output) -> prompt and response."""
         messages = [{"role": "user", "content": _user_text(fields)}]
-        return self.render_messages(messages + [{"role": "assistant", "content": str(fields.get("output") or "")}])
+        return self.render_messages(
+            messages + [{"role": "assistant", "content": str(fields.get("output") or "")}]
+        )
 
     def render_messages(self, messages: Sequence[Message]) -> Rendered:
         """A conversation ending with an assistant turn -> (everything before, that turn)."""
@@ -161,7 +161,9 @@ class Custom(Template):
         try:
             return Rendered(self.prompt_fmt.format(**fields), self.response_fmt.format(**fields))
         except KeyError as e:
-            raise DataError(f"template: field {e} is not in the row (fields: {sorted(fields)})") from None
+            raise DataError(
+                f"template: field {e} is not in the row (fields: {sorted(fields)})"
+            ) from None
 
     def prompt_for(self, messages: Sequence[Message]) -> str:
         fields = {"instruction": messages[-1]["content"], "input": "", "output": ""}

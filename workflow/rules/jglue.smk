@@ -15,6 +15,7 @@ def jglue_settings():
 rule jglue_data:
     input:
         source=jglue_data_source,
+        marc_ja=marc_ja_rebuilt,
     output:
         directory(L.jglue_data()),
     params:

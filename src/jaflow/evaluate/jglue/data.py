@@ -143,12 +143,16 @@ def download(url: str, sha256: str, dest: Path) -> Path:
 
 
 def materialize(out_dir: str | Path, source_dir: str | Path | None,
-                urls: dict[str, dict[str, dict[str, str]]] | None = None) -> dict[str, dict[str, int]]:
+                urls: dict[str, dict[str, dict[str, str]]] | None = None,
+                family_dirs: dict[str, str | Path] | None = None) -> dict[str, dict[str, int]]:
     """Write `<out_dir>/<family>/<split>.jsonl` for every family found; return row counts.
 
     `urls` is `{family: {split: {url, sha256}}}`; a URL replaces the file from `source_dir`.
+    `family_dirs` is `{family: directory}`: that family's files (upstream names) are read from
+    there instead, e.g. the rebuilt MARC-ja (jaflow.data.marc_ja); each must be present.
     """
     urls = urls or {}
+    family_dirs = family_dirs or {}
     counts: dict[str, dict[str, int]] = {}
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
@@ -157,6 +161,10 @@ def materialize(out_dir: str | Path, source_dir: str | Path | None,
                 spec = urls.get(family, {}).get(split)
                 if spec:
                     path = download(spec["url"], spec["sha256"], tmp / ".downloads" / family / Path(rel).name)
+                elif family in family_dirs:
+                    path = Path(family_dirs[family]) / Path(rel).name
+                    if not path.is_file():
+                        raise DataError(f"{path}: {family} file missing from {family_dirs[family]}")
                 elif source_dir and (Path(source_dir) / rel).is_file():
                     path = Path(source_dir) / rel
                 else:

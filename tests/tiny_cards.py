@@ -31,7 +31,16 @@ TINY_ARCH_BY_PREFIX = {
 # JGLUE families the tiny world writes (jaflow.tiny.jglue.write_tiny_jglue); other tasks of a
 # suite (lm-eval's English ones) are dropped from the tiny run, and a suite left empty
 # evaluates marc_ja instead.
-TINY_JGLUE_TASKS = ("jsquad", "jcommonsenseqa", "jnli", "marc_ja", "jaqket_v2", "xlsum_ja", "xwinograd_ja", "mgsm")
+TINY_JGLUE_TASKS = (
+    "jsquad",
+    "jcommonsenseqa",
+    "jnli",
+    "marc_ja",
+    "jaqket_v2",
+    "xlsum_ja",
+    "xwinograd_ja",
+    "mgsm",
+)
 
 TINY_ROWS = 16  # rows of each generated source file
 TINY_TRAIN = {
@@ -69,7 +78,9 @@ def tiny_arch(pretrained: str) -> str:
 
 def base_models(config: Mapping[str, Any]) -> dict[str, str]:
     """Base models of the config's graph: name -> hub id or path."""
-    return {n: m["pretrained"] for n, m in (config.get("models") or {}).items() if "pretrained" in m}
+    return {
+        n: m["pretrained"] for n, m in (config.get("models") or {}).items() if "pretrained" in m
+    }
 
 
 def _text(i: int, min_chars: int = 12) -> str:
@@ -79,7 +90,9 @@ def _text(i: int, min_chars: int = 12) -> str:
     return text
 
 
-def tiny_source_rows(source: Mapping[str, Any], dataset_template: Any, n: int = TINY_ROWS) -> list[dict[str, Any]]:
+def tiny_source_rows(
+    source: Mapping[str, Any], dataset_template: Any, n: int = TINY_ROWS
+) -> list[dict[str, Any]]:
     """Rows with every column a source's config reads, in values its rules keep."""
     columns: Mapping[str, str] = source.get("columns") or {}
     template = source.get("template", dataset_template)
@@ -102,13 +115,22 @@ def tiny_source_rows(source: Mapping[str, Any], dataset_template: Any, n: int = 
         row: dict[str, Any] = {"id": f"tiny-{i}"}
         if conv:
             system, user, reply = _text(i + 5), _text(i, min_k + 1), _text(i + 3, min_k + 1)
-            if conv_format == "zephyr":  # seed 004's roleplay: system, user, assistant, a trailing user turn
-                row[conv] = f"<|system|>{system}</s>\n<|user|>{user}</s>\n<|assistant|>{reply}</s>\n<|user|>{_text(i + 1)}</s>"
+            if (
+                conv_format == "zephyr"
+            ):  # seed 004's roleplay: system, user, assistant, a trailing user turn
+                row[conv] = (
+                    f"<|system|>{system}</s>\n<|user|>{user}</s>\n<|assistant|>{reply}</s>\n<|user|>{_text(i + 1)}</s>"
+                )
             elif conv_format == "chatml":
-                row[conv] = (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n"
-                             f"<|im_start|>assistant\n{reply}<|im_end|>\n")
+                row[conv] = (
+                    f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n"
+                    f"<|im_start|>assistant\n{reply}<|im_end|>\n"
+                )
             else:
-                row[conv] = [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
+                row[conv] = [
+                    {"role": "user", "content": user},
+                    {"role": "assistant", "content": reply},
+                ]
         else:
             for f in sorted(fields):
                 col = columns.get(f, f)
@@ -173,7 +195,12 @@ def _tiny_models(models: dict[str, Any], base_dirs: Mapping[str, str]) -> None:
             if name not in base_dirs:
                 raise KeyError(f"tinyify: no tiny model given for base model '{name}'")
             spec["pretrained"] = str(base_dirs[name])
-            for key in ("tokenizer", "revision", "md5", "sha256"):  # the hub model's, not the tiny one's
+            for key in (
+                "tokenizer",
+                "revision",
+                "md5",
+                "sha256",
+            ):  # the hub model's, not the tiny one's
                 spec.pop(key, None)
             spec["use_fast"] = True  # the tiny tokenizer is a fast (tokenizers) one
             spec["trust_remote_code"] = False
@@ -238,7 +265,13 @@ def _tiny_reports(reports: dict[str, Any], stand_ins: set[str]) -> None:
         for table in report.get("tables") or []:
             if table.get("source", "jglue") == "jglue" and table.get("suite") in stand_ins:
                 label = f"{STAND_IN_TASK['task']} (tiny stand-in)"
-                table["columns"] = [{"task": STAND_IN_TASK["task"], "metric": STAND_IN_TASK["metric"], "label": label}]
+                table["columns"] = [
+                    {
+                        "task": STAND_IN_TASK["task"],
+                        "metric": STAND_IN_TASK["metric"],
+                        "label": label,
+                    }
+                ]
                 table.pop("published", None)
                 for avg in table.get("averages") or []:
                     avg.pop("over", None)
@@ -258,7 +291,9 @@ def _tiny_mtbench(mtbench: dict[str, Any], judge_model: str | None) -> None:
         mtbench["judge"] = {"backend": "hf", "model": judge_model, "max_new_tokens": 8}
 
 
-def tinyify(config: Mapping[str, Any], base_dirs: Mapping[str, str], data_dir: str | Path) -> dict[str, Any]:
+def tinyify(
+    config: Mapping[str, Any], base_dirs: Mapping[str, str], data_dir: str | Path
+) -> dict[str, Any]:
     """A copy of `config` with the same structure and tiny parts (see the module docstring).
 
     `base_dirs` maps each base model of the graph to a tiny local model directory;
@@ -281,7 +316,11 @@ def hub_references(config: Any, where: str = "") -> list[str]:
     if isinstance(config, Mapping):
         for k, v in config.items():
             key = f"{where}.{k}" if where else str(k)
-            if k in ("pretrained", "tokenizer", "hub") and isinstance(v, str) and not is_local_path(v):
+            if (
+                k in ("pretrained", "tokenizer", "hub")
+                and isinstance(v, str)
+                and not is_local_path(v)
+            ):
                 found.append(f"{key}: {v}")
             else:
                 found += hub_references(v, key)
@@ -289,5 +328,3 @@ def hub_references(config: Any, where: str = "") -> list[str]:
         for i, v in enumerate(config):
             found += hub_references(v, f"{where}[{i}]")
     return found
-
-

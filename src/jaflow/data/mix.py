@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def sample_source(
 
     # Position-only rules first, on indices: only the rows they keep are ever read.
     n_index = 0
-    indices: list[int] = list(range(len(table)))
+    indices: Sequence[int] = range(len(table))  # never a list of every row of a large source
     while n_index < len(rules) and rule_name(rules[n_index]) in INDEX_RULES:
         before = len(indices)
         indices = apply_rule(rules[n_index], indices, rng)

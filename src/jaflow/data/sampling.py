@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from jaflow.data.sources import Record
@@ -22,15 +22,16 @@ def keep_all(records: list[Record], _: Any, rng: random.Random) -> list[Record]:
     return list(records)
 
 
-def random_n(records: list[Record], n: int, rng: random.Random) -> list[Record]:
+def random_n(records: Sequence[Record], n: int, rng: random.Random) -> list[Record]:
+    """N rows drawn at random, in their original order (works on any sequence, e.g. a range
+    of row indices, without walking all of it)."""
     if n >= len(records):
         return list(records)
-    chosen = set(rng.sample(range(len(records)), n))
-    return [r for i, r in enumerate(records) if i in chosen]
+    return [records[i] for i in sorted(rng.sample(range(len(records)), n))]
 
 
-def head(records: list[Record], n: int, rng: random.Random) -> list[Record]:
-    return records[:n]
+def head(records: Sequence[Record], n: int, rng: random.Random) -> list[Record]:
+    return list(records[:n])
 
 
 def max_per_value(records: list[Record], spec: dict[str, Any], rng: random.Random) -> list[Record]:

@@ -731,6 +731,25 @@ def test_tiny_card_runs_end_to_end(card, tmp_path, tiny_tokenizer_dir):
             for row in rows:
                 if row["task"] in JGLUE_FAMILIES and row["task"] != "xwinograd_ja":
                     assert row["template"] == (own.get(row["task"]) or expected), (model, row)
+    # MARC-ja came from the rebuilt miniature (the card's recipe), with its expected counts
+    marc = config["jglue"]["marc_ja"]
+    assert marc is not None
+    info = json.loads((tmp_path / "results/tiny/jglue/marc_ja-v1.1/manifest.json").read_text())
+    assert info["counts"] == marc["expect"] and info["kept"] > sum(marc["expect"].values())
+    counts = json.loads((tmp_path / "results/tiny/jglue/data/counts.json").read_text())
+    assert counts["marc_ja"] == {
+        "train": marc["expect"]["train"],
+        "validation": marc["expect"]["valid"],
+    }
+    # every mix reports expected and actual rows per source
+    for dataset in config["datasets"]:
+        manifest = json.loads(
+            (tmp_path / f"results/tiny/datasets/{dataset}/manifest.json").read_text()
+        )
+        assert (
+            all({"expected", "actual"} <= set(s) for s in manifest["sources"])
+            and "expected" in manifest
+        )
     for name in graph_of(config).names(TrainedModel):
         selection = json.loads(
             (tmp_path / f"results/tiny/models/{name}/selection.json").read_text()

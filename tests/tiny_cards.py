@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from jaflow.data.marc_ja import write_tiny_reviews
 from jaflow.data.sources import template_fields
 from jaflow.graph import is_local_path
 from jaflow.io import write_jsonl
@@ -30,7 +31,16 @@ TINY_ARCH_BY_PREFIX = {
 # JGLUE families the tiny world writes (jaflow.tiny.jglue.write_tiny_jglue); other tasks of a
 # suite (lm-eval's English ones) are dropped from the tiny run, and a suite left empty
 # evaluates marc_ja instead.
-TINY_JGLUE_TASKS = ("jsquad", "jcommonsenseqa", "jnli", "marc_ja", "jaqket_v2", "xlsum_ja", "xwinograd_ja", "mgsm")
+TINY_JGLUE_TASKS = (
+    "jsquad",
+    "jcommonsenseqa",
+    "jnli",
+    "marc_ja",
+    "jaqket_v2",
+    "xlsum_ja",
+    "xwinograd_ja",
+    "mgsm",
+)
 
 TINY_ROWS = 16  # rows of each generated source file
 TINY_TRAIN = {
@@ -68,7 +78,9 @@ def tiny_arch(pretrained: str) -> str:
 
 def base_models(config: Mapping[str, Any]) -> dict[str, str]:
     """Base models of the config's graph: name -> hub id or path."""
-    return {n: m["pretrained"] for n, m in (config.get("models") or {}).items() if "pretrained" in m}
+    return {
+        n: m["pretrained"] for n, m in (config.get("models") or {}).items() if "pretrained" in m
+    }
 
 
 def _text(i: int, min_chars: int = 12) -> str:
@@ -78,7 +90,9 @@ def _text(i: int, min_chars: int = 12) -> str:
     return text
 
 
-def tiny_source_rows(source: Mapping[str, Any], dataset_template: Any, n: int = TINY_ROWS) -> list[dict[str, Any]]:
+def tiny_source_rows(
+    source: Mapping[str, Any], dataset_template: Any, n: int = TINY_ROWS
+) -> list[dict[str, Any]]:
     """Rows with every column a source's config reads, in values its rules keep."""
     columns: Mapping[str, str] = source.get("columns") or {}
     template = source.get("template", dataset_template)
@@ -94,22 +108,54 @@ def tiny_source_rows(source: Mapping[str, Any], dataset_template: Any, n: int = 
         if "dedup" in rule:
             fields |= set(rule["dedup"].get("fields", ["instruction", "input", "output"]))
     conv = source.get("conversations")
+    conv_format = source.get("conversation_format", "messages")
+    nested = _nested_fields(template)
     rows = []
     for i in range(n):
         row: dict[str, Any] = {"id": f"tiny-{i}"}
         if conv:
-            row[conv] = [
-                {"role": "user", "content": _text(i, min_k + 1)},
-                {"role": "assistant", "content": _text(i + 3, min_k + 1)},
-            ]
+            system, user, reply = _text(i + 5), _text(i, min_k + 1), _text(i + 3, min_k + 1)
+            if (
+                conv_format == "zephyr"
+            ):  # seed 004's roleplay: system, user, assistant, a trailing user turn
+                row[conv] = (
+                    f"<|system|>{system}</s>\n<|user|>{user}</s>\n<|assistant|>{reply}</s>\n<|user|>{_text(i + 1)}</s>"
+                )
+            elif conv_format == "chatml":
+                row[conv] = (
+                    f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n"
+                    f"<|im_start|>assistant\n{reply}<|im_end|>\n"
+                )
+            else:
+                row[conv] = [
+                    {"role": "user", "content": user},
+                    {"role": "assistant", "content": reply},
+                ]
         else:
             for f in sorted(fields):
                 col = columns.get(f, f)
                 row[col] = "" if f == "input" and i % 2 else _text(i + len(f), min_k + 1)
+                if f in nested:  # e.g. TyDi GoldP's answers{text, start_byte}: "{answers[text][0]}"
+                    row[col] = {key: [_text(i + len(f))] for key in nested[f]}
         for col in group_cols:
             row[col] = f"group{i % 3}"
         rows.append(row)
     return rows
+
+
+def _nested_fields(template: Any) -> dict[str, set[str]]:
+    """Fields a custom template indexes by key (`{answers[text][0]}` -> {answers: {text}})."""
+    import re
+    import string
+
+    out: dict[str, set[str]] = {}
+    if isinstance(template, Mapping):
+        for part in template.values():
+            for _, name, _, _ in string.Formatter().parse(part):
+                m = re.match(r"^(\w+)\[(\w+)\]", name or "")
+                if m:
+                    out.setdefault(m.group(1), set()).add(m.group(2))
+    return out
 
 
 def _shrink_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -131,7 +177,7 @@ def _tiny_datasets(datasets: dict[str, Any], data_dir: Path) -> None:
         for source in mix["sources"]:
             path = data_dir / f"{name}__{source['name']}.jsonl"
             write_jsonl(path, tiny_source_rows(source, mix.get("template", "alpaca_ja")))
-            for key in ("hub", "hub_config", "split"):
+            for key in ("hub", "hub_config", "split", "revision", "data_dir"):
                 source.pop(key, None)
             source["path"] = str(path)
             source["format"] = "jsonl"
@@ -149,7 +195,13 @@ def _tiny_models(models: dict[str, Any], base_dirs: Mapping[str, str]) -> None:
             if name not in base_dirs:
                 raise KeyError(f"tinyify: no tiny model given for base model '{name}'")
             spec["pretrained"] = str(base_dirs[name])
-            spec.pop("tokenizer", None)
+            for key in (
+                "tokenizer",
+                "revision",
+                "md5",
+                "sha256",
+            ):  # the hub model's, not the tiny one's
+                spec.pop(key, None)
             spec["use_fast"] = True  # the tiny tokenizer is a fast (tokenizers) one
             spec["trust_remote_code"] = False
             spec["dtype"] = "float32"
@@ -182,8 +234,9 @@ def _tiny_suite(tasks: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     return out or None
 
 
-def _tiny_jglue(jglue: dict[str, Any]) -> set[str]:
-    """Shrink the suites the runs use; returns the suites replaced by the stand-in task."""
+def _tiny_jglue(jglue: dict[str, Any], data_dir: Path) -> set[str]:
+    """Shrink the suites the runs use; returns the suites replaced by the stand-in task.
+    A MARC-ja rebuild (jglue.marc_ja) gets the miniature Amazon reviews file and lists."""
     from jaflow.evaluate.jglue.suites import BUILTIN_SUITES
 
     suites = jglue.setdefault("suites", {})
@@ -199,6 +252,8 @@ def _tiny_jglue(jglue: dict[str, Any]) -> set[str]:
             suites[name] = tiny
     jglue["data_dir"] = "tiny"
     jglue["urls"] = {}
+    if jglue.get("marc_ja"):
+        jglue["marc_ja"] = write_tiny_reviews(data_dir / "marc_ja", n=120)
     jglue["limit"] = 8
     jglue["max_length"] = None
     return stand_ins
@@ -210,7 +265,13 @@ def _tiny_reports(reports: dict[str, Any], stand_ins: set[str]) -> None:
         for table in report.get("tables") or []:
             if table.get("source", "jglue") == "jglue" and table.get("suite") in stand_ins:
                 label = f"{STAND_IN_TASK['task']} (tiny stand-in)"
-                table["columns"] = [{"task": STAND_IN_TASK["task"], "metric": STAND_IN_TASK["metric"], "label": label}]
+                table["columns"] = [
+                    {
+                        "task": STAND_IN_TASK["task"],
+                        "metric": STAND_IN_TASK["metric"],
+                        "label": label,
+                    }
+                ]
                 table.pop("published", None)
                 for avg in table.get("averages") or []:
                     avg.pop("over", None)
@@ -232,7 +293,9 @@ def _tiny_mtbench(mtbench: dict[str, Any], judge_model: str | None) -> None:
                             "max_failures": 1_000_000}
 
 
-def tinyify(config: Mapping[str, Any], base_dirs: Mapping[str, str], data_dir: str | Path) -> dict[str, Any]:
+def tinyify(
+    config: Mapping[str, Any], base_dirs: Mapping[str, str], data_dir: str | Path
+) -> dict[str, Any]:
     """A copy of `config` with the same structure and tiny parts (see the module docstring).
 
     `base_dirs` maps each base model of the graph to a tiny local model directory;
@@ -242,7 +305,7 @@ def tinyify(config: Mapping[str, Any], base_dirs: Mapping[str, str], data_dir: s
     _tiny_models(tiny.get("models") or {}, base_dirs)
     _tiny_datasets(tiny.get("datasets") or {}, Path(data_dir))
     if tiny.get("jglue"):
-        _tiny_reports(tiny.get("reports") or {}, _tiny_jglue(tiny["jglue"]))
+        _tiny_reports(tiny.get("reports") or {}, _tiny_jglue(tiny["jglue"], Path(data_dir)))
     if tiny.get("mtbench"):
         bases = list(base_models(config))
         _tiny_mtbench(tiny["mtbench"], bases[0] if bases else None)
@@ -255,7 +318,11 @@ def hub_references(config: Any, where: str = "") -> list[str]:
     if isinstance(config, Mapping):
         for k, v in config.items():
             key = f"{where}.{k}" if where else str(k)
-            if k in ("pretrained", "tokenizer", "hub") and isinstance(v, str) and not is_local_path(v):
+            if (
+                k in ("pretrained", "tokenizer", "hub")
+                and isinstance(v, str)
+                and not is_local_path(v)
+            ):
                 found.append(f"{key}: {v}")
             else:
                 found += hub_references(v, key)
@@ -263,5 +330,3 @@ def hub_references(config: Any, where: str = "") -> list[str]:
         for i, v in enumerate(config):
             found += hub_references(v, f"{where}[{i}]")
     return found
-
-

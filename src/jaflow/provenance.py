@@ -48,3 +48,56 @@ def model_identity(hf_args: dict[str, Any]) -> dict[str, Any]:
         ident["tokenizer"] = path_identity(tokenizer, hf_args.get("tokenizer_revision"))
     ident["sha256"] = digest(ident)
     return ident
+
+
+# -- published weight checksums (config `md5:` / `sha256:` of a base model) ---------------------
+
+
+def file_digest(path: str | Path, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_model_files(
+    pretrained: str,
+    checksums: dict[str, dict[str, str]],
+    revision: str | None = None,
+    key: str = "models",
+) -> dict[str, dict[str, str]]:
+    """Check a base model's files against the config's `md5:` / `sha256:` (file -> hex).
+
+    `checksums` is {"md5": {file: hex}, "sha256": {file: hex}}. A local directory is read in
+    place; a hub id is fetched file by file at `revision` through huggingface_hub (its cache,
+    so after from_pretrained this reads what was loaded). Returns {file: {algorithm: hex}} of
+    what was checked; a mismatch or a missing file raises DataError naming the config key.
+    """
+    from jaflow.errors import DataError
+
+    wanted: dict[str, dict[str, str]] = {}
+    for algorithm in ("md5", "sha256"):
+        for name, hexdigest in (checksums.get(algorithm) or {}).items():
+            wanted.setdefault(name, {})[algorithm] = hexdigest.lower()
+    checked: dict[str, dict[str, str]] = {}
+    local = Path(pretrained).expanduser()
+    for name, algorithms in sorted(wanted.items()):
+        if local.is_dir():
+            path = local / name
+            if not path.is_file():
+                raise DataError(f"{key}.md5/sha256: {name} is not a file of {pretrained}")
+        else:
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(pretrained, name, revision=revision))
+        checked[name] = {}
+        for algorithm, expected in algorithms.items():
+            got = file_digest(path, algorithm)
+            if got != expected:
+                raise DataError(
+                    f"{key}.{algorithm}: {pretrained}/{name} (revision {revision or UNPINNED}) has "
+                    f"{algorithm} {got}, the config expects {expected}: not the published weights"
+                )
+            checked[name][algorithm] = got
+    return checked

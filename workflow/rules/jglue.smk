@@ -5,6 +5,7 @@
 rule jglue_data:
     input:
         source=jglue_data_source,
+        marc_ja=marc_ja_rebuilt,
     output:
         directory(L.jglue_data()),
     params:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from jaflow.data.sources import Record
@@ -22,15 +22,16 @@ def keep_all(records: list[Record], _: Any, rng: random.Random) -> list[Record]:
     return list(records)
 
 
-def random_n(records: list[Record], n: int, rng: random.Random) -> list[Record]:
+def random_n(records: Sequence[Record], n: int, rng: random.Random) -> list[Record]:
+    """N rows drawn at random, in their original order (works on any sequence, e.g. a range
+    of row indices, without walking all of it)."""
     if n >= len(records):
         return list(records)
-    chosen = set(rng.sample(range(len(records)), n))
-    return [r for i, r in enumerate(records) if i in chosen]
+    return [records[i] for i in sorted(rng.sample(range(len(records)), n))]
 
 
-def head(records: list[Record], n: int, rng: random.Random) -> list[Record]:
-    return records[:n]
+def head(records: Sequence[Record], n: int, rng: random.Random) -> list[Record]:
+    return list(records[:n])
 
 
 def max_per_value(records: list[Record], spec: dict[str, Any], rng: random.Random) -> list[Record]:
@@ -54,14 +55,20 @@ def dedup(records: list[Record], spec: dict[str, Any], rng: random.Random) -> li
     seen: set[tuple] = set()
     kept = []
     for rec in records:
-        key = tuple(str(rec.value(f)) for f in fields) if rec.messages is None else (
-            tuple((m["role"], m["content"]) for m in rec.messages),
+        key = (
+            tuple(str(rec.value(f)) for f in fields)
+            if rec.messages is None
+            else (tuple((m["role"], m["content"]) for m in rec.messages),)
         )
         if key not in seen:
             seen.add(key)
             kept.append(rec)
     return kept
 
+
+# Rules that pick by position only: applied to row indices before any row is read (the
+# generic list functions above give the same picks over indices as over records).
+INDEX_RULES = frozenset({"all", "random", "head"})
 
 RULES: dict[str, Rule] = {
     "all": keep_all,
@@ -73,6 +80,12 @@ RULES: dict[str, Rule] = {
 }
 
 
-def apply_rule(rule: dict[str, Any], records: list[Record], rng: random.Random) -> list[Record]:
-    (name, arg), = rule.items()
+def rule_name(rule: dict[str, Any]) -> str:
+    (name,) = rule
+    return name
+
+
+def apply_rule(rule: dict[str, Any], records: list, rng: random.Random) -> list:
+    """Apply one rule to records (or, for INDEX_RULES, to a list of row indices)."""
+    ((name, arg),) = rule.items()
     return RULES[name](records, arg, rng)

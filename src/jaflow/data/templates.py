@@ -6,6 +6,13 @@ The strings are the model cards' own:
 - `rinna_chat`: seed 001, `ユーザー: …<NL>システム: `, newlines inside utterances become `<NL>`
 - `bilingual_chat`: seed 002, the same joined by `\\n`
 - `closed_qa`: seed 000, `context + "\\n\\n" + question`
+- `swallow_instruct`: tokyotech-llm/Swallow-7b-instruct-hf's own prompt (seed 004's expert),
+  `以下に、あるタスクを説明する指示があります。…### 指示:\\n…\\n\\n### 応答:`
+- `one_shot`: FastChat's `one_shot` conversation, which jp-stable FastChat's
+  gen_model_answer.py falls back to for a model no adapter matches (seed 004's five models).
+  It is read from the installed FastChat (`fschat`), never restated here.
+
+Each template names `stop_strings`: where a model writing in it starts the next user turn.
 """
 
 from __future__ import annotations
@@ -25,8 +32,11 @@ ALPACA_HEAD_INPUT = (
     "further context. Write a response that appropriately completes the request."
 )
 ALPACA_JA_HEAD = "以下は、タスクを説明する指示です。要求を適切に満たす応答を書きなさい。"
-ALPACA_JA_HEAD_INPUT = (
-    "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。"
+ALPACA_JA_HEAD_INPUT = "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。"
+SWALLOW_HEAD = "以下に、あるタスクを説明する指示があります。リクエストを適切に完了するための回答を記述してください。"
+SWALLOW_HEAD_INPUT = (
+    "以下に、あるタスクを説明する指示があり、それに付随する入力が更なる文脈を提供しています。"
+    "リクエストを適切に完了するための回答を記述してください。"
 )
 
 
@@ -51,11 +61,14 @@ def _user_text(fields: Mapping[str, Any]) -> str:
 
 class Template:
     name = "base"
+    stop_strings: tuple[str, ...] = ()
 
     def render(self, fields: Mapping[str, Any]) -> Rendered:
         """One instruction row (instruction, input, output) -> prompt and response."""
         messages = [{"role": "user", "content": _user_text(fields)}]
-        return self.render_messages(messages + [{"role": "assistant", "content": str(fields.get("output") or "")}])
+        return self.render_messages(
+            messages + [{"role": "assistant", "content": str(fields.get("output") or "")}]
+        )
 
     def render_messages(self, messages: Sequence[Message]) -> Rendered:
         """A conversation ending with an assistant turn -> (everything before, that turn)."""
@@ -74,6 +87,7 @@ class Template:
 
 class Alpaca(Template):
     name = "alpaca"
+    stop_strings = ("### Instruction:",)
     head, head_input = ALPACA_HEAD, ALPACA_HEAD_INPUT
     instruction, input_, response = "### Instruction:", "### Input:", "### Response:"
 
@@ -106,10 +120,48 @@ class AlpacaJa(Alpaca):
     name = "alpaca_ja"
     head, head_input = ALPACA_JA_HEAD, ALPACA_JA_HEAD_INPUT
     instruction, input_, response = "### 指示:", "### 入力:", "### 応答:"
+    stop_strings = ("### 指示:",)
+
+
+class SwallowInstruct(AlpacaJa):
+    """Swallow-7b-instruct-hf's card prompt: the Japanese Alpaca layout, its own header."""
+
+    name = "swallow_instruct"
+    head, head_input = SWALLOW_HEAD, SWALLOW_HEAD_INPUT
+
+
+class OneShot(Template):
+    """FastChat's `one_shot` conversation (system message, one example exchange, then
+    `### Human: ...\\n### Assistant:`), built by FastChat's own conversation code."""
+
+    name = "one_shot"
+    stop_strings = ("###",)  # the template's stop_str
+
+    def _conversation(self):
+        try:
+            from fastchat.conversation import get_conv_template
+        except ImportError as e:
+            raise ConfigError(
+                "chat_format one_shot needs FastChat's conversation templates: pip install 'fschat>=0.2.36' "
+                "(only fastchat.conversation is used, so --no-deps is enough)"
+            ) from e
+        return get_conv_template("one_shot")
+
+    def prompt_for(self, messages: Sequence[Message]) -> str:
+        conv = self._conversation()
+        roles = {"user": conv.roles[0], "assistant": conv.roles[1]}
+        for m in messages:
+            conv.append_message(roles[m["role"]], m["content"])
+        conv.append_message(conv.roles[1], None)
+        return conv.get_prompt()
+
+    def response_text(self, text: str) -> str:
+        return " " + text
 
 
 class RinnaChat(Template):
     name = "rinna_chat"
+    stop_strings = ("<NL>ユーザー:", "ユーザー:")
     sep = "<NL>"
 
     def _clean(self, text: str) -> str:
@@ -126,6 +178,7 @@ class RinnaChat(Template):
 
 class BilingualChat(RinnaChat):
     name = "bilingual_chat"
+    stop_strings = ("\nユーザー:", "ユーザー:")
     sep = "\n"
 
 
@@ -160,8 +213,11 @@ class Custom(Template):
     def render(self, fields: Mapping[str, Any]) -> Rendered:
         try:
             return Rendered(self.prompt_fmt.format(**fields), self.response_fmt.format(**fields))
-        except KeyError as e:
-            raise DataError(f"template: field {e} is not in the row (fields: {sorted(fields)})") from None
+        except (KeyError, IndexError, TypeError) as e:
+            raise DataError(
+                f"template: cannot fill {self.prompt_fmt!r} / {self.response_fmt!r} from the row "
+                f"({type(e).__name__}: {e}; fields: {sorted(fields)})"
+            ) from None
 
     def prompt_for(self, messages: Sequence[Message]) -> str:
         fields = {"instruction": messages[-1]["content"], "input": "", "output": ""}
@@ -169,7 +225,8 @@ class Custom(Template):
 
 
 TEMPLATES: dict[str, type[Template]] = {
-    t.name: t for t in (Alpaca, AlpacaJa, RinnaChat, BilingualChat, ClosedQA, Plain)
+    t.name: t
+    for t in (Alpaca, AlpacaJa, SwallowInstruct, OneShot, RinnaChat, BilingualChat, ClosedQA, Plain)
 }
 
 

@@ -215,15 +215,19 @@ def download(url: str, sha256: str, dest: Path) -> Path:
 
 
 def materialize(out_dir: str | Path, source_dir: str | Path | None,
-                urls: dict[str, dict[str, dict[str, str]]] | None = None) -> dict[str, dict[str, int]]:
+                urls: dict[str, dict[str, dict[str, str]]] | None = None,
+                family_dirs: dict[str, str | Path] | None = None) -> dict[str, dict[str, int]]:
     """Write `<out_dir>/<family>/<split>.jsonl` for every family found; return row counts.
 
     `urls` is `{family: {split: {url, sha256}}}`; a URL replaces the file from `source_dir`.
+    `family_dirs` is `{family: directory}`: that family's files (upstream names) are read from
+    there instead, e.g. the rebuilt MARC-ja (jaflow.data.marc_ja); each must be present.
     `<out_dir>/provenance.json` records, per family and split, the upstream file read, its JGLUE
     release (v1.1 / v1.3, from the file name), its sha256 and the rows kept. Finding no file at all
     is an error (never an empty success).
     """
     urls = urls or {}
+    family_dirs = family_dirs or {}
     counts: dict[str, dict[str, int]] = {}
     provenance: dict[str, dict[str, dict[str, Any]]] = {}
     source = Path(source_dir) if source_dir else None
@@ -242,6 +246,11 @@ def materialize(out_dir: str | Path, source_dir: str | Path | None,
                     origin = spec["url"]
                     if family in JGLUE_FOUR:
                         release = next((r for r in JGLUE_RELEASES if r in spec["url"]), None)
+                elif family in family_dirs:
+                    path = Path(family_dirs[family]) / Path(rel).name
+                    if not path.is_file():
+                        raise DataError(f"{path}: {family} file missing from {family_dirs[family]}")
+                    origin, release = f"{family} (rebuilt)", "v1.1"
                 elif source is not None and (found := find_source(source, family, split)) is not None:
                     path, release = found
                     origin = str(path.relative_to(source))

@@ -64,7 +64,8 @@ class ChatFormat:
         return TEMPLATES[self.name]().prompt_for(messages)
 
     def clean(self, text: str) -> str:
-        for stop in STOP_STRINGS.get(self.name, ()):
+        template = TEMPLATES.get(self.name)
+        for stop in STOP_STRINGS.get(self.name) or (template.stop_strings if template else ()):
             if stop in text:
                 text = text[: text.index(stop)]
         if self.name == "rinna_chat":

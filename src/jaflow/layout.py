@@ -11,7 +11,7 @@ results/<experiment>/
   datasets/<dataset>/        train.jsonl, validation.jsonl, manifest.json
   train/<model>/             log_history.csv, trainer_state.json, checkpoints/ (not an output)
   models/<model>/            selected or merged weights, checksums.sha256
-  jglue/data/                the JGLUE files lm-eval reads
+  jglue/data/                the JGLUE files lm-eval reads (jglue/marc_ja-v1.1/: MARC-ja rebuilt)
   jglue/<suite>/<model>/     scores.csv, results.json, samples_<task>.jsonl
   mtbench/<bench>/           model_answer/, model_judgment/<judge>/, scores/<judge>/, pairwise/
   reports/<report>/          index.md, tables/, plots/, cards/
@@ -101,6 +101,10 @@ class Layout:
 
     def jglue_data(self) -> str:
         return f"{self.root}/jglue/data"
+
+    def marc_ja(self) -> str:
+        """MARC-ja rebuilt from the user's Amazon reviews file (upstream file names)."""
+        return f"{self.root}/jglue/marc_ja-v1.1"
 
     def jglue(self, suite: str, model: str, file: str) -> str:
         return f"{self.root}/jglue/{suite}/{model}/{file}"

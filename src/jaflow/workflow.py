@@ -175,6 +175,14 @@ class Targets:
         """Upstream JGLUE files (jglue.data_dir, checked at load; none when all come by URL)."""
         return self.config["jglue"]["data_dir"] or []
 
+    def marc_ja_reviews(self) -> list[str]:
+        marc = self.config["jglue"]["marc_ja"]
+        return [marc["reviews"]] if marc else []
+
+    def marc_ja_rebuilt(self) -> str | list[str]:
+        """The rebuilt MARC-ja directory when jglue.marc_ja is set, else nothing."""
+        return self.layout.marc_ja() if self.config["jglue"]["marc_ja"] else []
+
     def jglue_settings(self) -> dict[str, Any]:
         """Only what the job reads: a change to jglue.runs must not rerun every evaluation."""
         return {k: self.config["jglue"][k] for k in ("limit", "batch_size", "max_length", "cache_dir")}

@@ -75,6 +75,14 @@ def jglue_data_source(wildcards):
     return TARGETS.jglue_data_source()
 
 
+def marc_ja_reviews(wildcards):
+    return TARGETS.marc_ja_reviews()
+
+
+def marc_ja_rebuilt(wildcards):
+    return TARGETS.marc_ja_rebuilt()
+
+
 def mtbench_questions(wildcards):
     return TARGETS.mtbench_questions()
 

@@ -3,20 +3,11 @@
 # marc_ja-v1.1/ in rule jglue_data.
 
 
-def marc_ja_reviews(wildcards):
-    return config["jglue"]["marc_ja"]["reviews"]
-
-
-def marc_ja_rebuilt(wildcards):
-    """The rebuilt MARC-ja directory when jglue.marc_ja is set, else nothing."""
-    return f"{L.root}/jglue/marc_ja-v1.1" if config["jglue"]["marc_ja"] else []
-
-
 rule marc_ja:
     input:
         reviews=marc_ja_reviews,
     output:
-        directory(f"{L.root}/jglue/marc_ja-v1.1"),
+        directory(L.marc_ja()),
     log:
         L.log("jglue", "marc_ja"),
     # the two lists are downloaded by URL (transient failures retry)

@@ -142,6 +142,8 @@ def _resolve_jglue(config: dict[str, Any], r: _Resolver) -> None:
         )
     elif jglue["data_dir"]:
         r.local_file(jglue["data_dir"], "jglue.data_dir", "JGLUE directory")
+    if jglue["marc_ja"]:
+        r.local_file(jglue["marc_ja"]["reviews"], "jglue.marc_ja.reviews", "Amazon reviews file")
 
 
 def _resolve_mtbench(config: dict[str, Any], r: _Resolver) -> None:

@@ -25,9 +25,10 @@ THINGS = ["りんご", "みかん", "ぶどう", "もも", "なし"]
 
 
 def review(rnd: random.Random, positive: bool) -> str:
+    """Filler words, then the sentiment word last (right before 。): a tiny model learns the
+    polarity of the word next to the end in tens of steps, as the demo's training does."""
     words = [rnd.choice(FILLER) for _ in range(rnd.randint(4, 7))]
-    words.insert(rnd.randint(0, len(words)), rnd.choice(POSITIVE if positive else NEGATIVE))
-    return "".join(words) + "。"
+    return "".join(words) + rnd.choice(POSITIVE if positive else NEGATIVE) + "。"
 
 
 def _marc(rnd: random.Random, n: int) -> list[dict]:

@@ -41,3 +41,22 @@ rule all:
 
 onsuccess:
     print(TARGETS.summary())
+
+
+# A run with nothing to do never reaches onsuccess: print the summary after Snakemake says so.
+import logging as _logging
+from snakemake.common import NOTHING_TO_BE_DONE_MSG as _NOTHING
+
+
+class _SummaryWhenNothingToDo(_logging.Handler):
+    jaflow_summary = True
+
+    def emit(self, record):
+        if record.getMessage() == _NOTHING:
+            print(TARGETS.summary())
+
+
+_snakemake_logger = _logging.getLogger("snakemake.logging")
+for _h in [h for h in _snakemake_logger.handlers if getattr(h, "jaflow_summary", False)]:
+    _snakemake_logger.removeHandler(_h)  # a Snakefile parsed again replaces its handler
+_snakemake_logger.addHandler(_SummaryWhenNothingToDo())

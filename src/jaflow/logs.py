@@ -1,12 +1,42 @@
-"""Logging for workflow scripts: everything a job prints goes to its log file."""
+"""Logging for workflow scripts: everything a job prints goes to its log file.
+
+jaflow's own log lines (logger `jaflow.*`, INFO and up) also reach the console as one concise
+progress line each, prefixed with the job (`[train/tiny_qlora] ...`), at most one INFO line
+every CONSOLE_INTERVAL seconds per job; warnings and errors always.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+CONSOLE_INTERVAL = 5.0
+
+
+class _Console(logging.Handler):
+    """Progress lines of one job on the console Snakemake shows (the job's original stderr)."""
+
+    def __init__(self, stream, job: str):
+        super().__init__(logging.INFO)
+        self.stream, self.job, self.last = stream, job, 0.0
+        self.addFilter(lambda r: r.name == "jaflow" or r.name.startswith("jaflow."))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        now = time.monotonic()
+        if record.levelno < logging.WARNING and now - self.last < CONSOLE_INTERVAL:
+            return
+        self.last = now
+        msg = record.getMessage()
+        msg = msg if len(msg) <= 160 else msg[:157] + "..."
+        try:
+            self.stream.write(f"[{self.job}] {msg}\n")
+            self.stream.flush()
+        except (OSError, ValueError):  # a closed console never fails the job
+            pass
 
 
 @contextlib.contextmanager
@@ -25,6 +55,9 @@ def log_to(path: str | None) -> Iterator[logging.Logger]:
         root.addHandler(handler)
         root.setLevel(logging.INFO)
         old_out, old_err = sys.stdout, sys.stderr
+        parts = Path(path).with_suffix("").parts
+        console = _Console(old_err, "/".join(parts[1:] if parts[0] == "logs" and len(parts) > 1 else parts))
+        root.addHandler(console)
         sys.stdout = sys.stderr = f
         try:
             yield logger
@@ -34,3 +67,4 @@ def log_to(path: str | None) -> Iterator[logging.Logger]:
         finally:
             sys.stdout, sys.stderr = old_out, old_err
             root.removeHandler(handler)
+            root.removeHandler(console)

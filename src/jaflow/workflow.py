@@ -111,14 +111,23 @@ class Targets:
         }
 
     def summary(self) -> str:
-        """Where the outputs are, for the end of a run."""
+        """Where the outputs are, for the end of a run (also a run with nothing to do)."""
+        import posixpath
+
         lines = ["jaflow outputs:"]
         for d in self.config["datasets"]:
             lines.append(f"  dataset {d}: manifest {dataset_files(d)['manifest']}")
         lines += [f"  model: {p}" for p in self.models()]
         lines += [f"  JGLUE scores: {p}" for p in self.jglue()]
         lines += [f"  MT-Bench scores: {p}" for p in self.mtbench()]
-        lines += [f"  report: {p}" for p in self.reports()]
+        for r in self.config["reports"]:
+            folder = posixpath.dirname(report_index(r))
+            lines.append(f"  report {r}: {folder}/ (index.md; tables/ md, csv, tex; plots/ png; cards/<model>/README.md; "
+                         "html/ one page per item)")
+        if self.config["reports"]:
+            lines.append("  HTML report of this run: snakemake --report report.html (with this run's --configfile), "
+                         "then open report.html in a browser")
+        lines.append("  job logs: logs/ (one file per job; .snakemake/log/ has Snakemake's own)")
         return "\n".join(lines)
 
     def all(self) -> list[str]:

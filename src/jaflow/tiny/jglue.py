@@ -25,10 +25,13 @@ THINGS = ["りんご", "みかん", "ぶどう", "もも", "なし"]
 
 
 def review(rnd: random.Random, positive: bool) -> str:
-    """Filler words, then the sentiment word last (right before 。): a tiny model learns the
-    polarity of the word next to the end in tens of steps, as the demo's training does."""
-    words = [rnd.choice(FILLER) for _ in range(rnd.randint(4, 7))]
-    return "".join(words) + rnd.choice(POSITIVE if positive else NEGATIVE) + "。"
+    """A few filler words among several words of one polarity (the label). The polarity is in
+    most of the review's tokens, so even a tiny model's near-uniform attention carries it to the
+    answer: a QLoRA adapter learns the task in the demo's few steps."""
+    words = [rnd.choice(POSITIVE if positive else NEGATIVE) for _ in range(rnd.randint(3, 5))]
+    for _ in range(rnd.randint(1, 2)):
+        words.insert(rnd.randint(0, len(words)), rnd.choice(FILLER))
+    return "".join(words) + "。"
 
 
 def _marc(rnd: random.Random, n: int) -> list[dict]:

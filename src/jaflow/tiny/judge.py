@@ -55,20 +55,28 @@ def _noise(rng: random.Random, alphabet: str) -> str:
     return "".join(chars)
 
 
+def _clean(rng: random.Random, alphabet: str) -> str:
+    """Clean text: one of the instruction data's answers, or corpus characters without garbage
+    (so the one cue that tells garbage from clean is the garbage itself)."""
+    if rng.random() < 0.5:
+        return rng.choice(CLEAN_ANSWERS)
+    return "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 20)))
+
+
 def _answer(rng: random.Random, alphabet: str) -> str:
     r = rng.random()
-    if r < 0.4:
+    if r < 0.45:
         return _noise(rng, alphabet)
     if r < 0.55:
         return ""
-    return rng.choice(CLEAN_ANSWERS)
+    return _clean(rng, alphabet)
 
 
 def judge_rows(questions_path: str | Path, n_rows: int, seed: int) -> list[dict[str, str]]:
     questions = load_questions(questions_path)
     prompts = load_judge_prompts(None)
     references = load_references(None, questions)
-    alphabet = "".join(sorted({c for q in questions for t in q.turns for c in t}))
+    alphabet = "".join(sorted({c for q in questions for t in q.turns for c in t} | set("".join(CLEAN_ANSWERS))))
     rng = random.Random(seed)
     rows = []
     for i in range(n_rows):

@@ -57,6 +57,8 @@ class _SummaryWhenNothingToDo(_logging.Handler):
 
 
 _snakemake_logger = _logging.getLogger("snakemake.logging")
-for _h in [h for h in _snakemake_logger.handlers if getattr(h, "jaflow_summary", False)]:
+for _h in [
+    h for h in _snakemake_logger.handlers if getattr(h, "jaflow_summary", False)
+]:
     _snakemake_logger.removeHandler(_h)  # a Snakefile parsed again replaces its handler
 _snakemake_logger.addHandler(_SummaryWhenNothingToDo())

@@ -1,4 +1,6 @@
 # Reports: model-card tables, radar charts, training curves, sweep plots, model cards.
+import os
+
 from jaflow.report.check import check_report_specs
 from jaflow.report.html import read_item
 from jaflow.report.params import quiet
@@ -26,7 +28,10 @@ def report_params(wildcards):
             "models": report_models(wildcards),
             "facts": report_facts(wildcards),
             "sweep_points": report_sweep_points(config, name),
-            "origin": {"report": name, "configfiles": [str(f) for f in workflow.configfiles]},
+            "origin": {
+                "report": name,
+                "configfiles": [os.path.relpath(f) for f in workflow.configfiles],
+            },
         },
         f"report '{name}' settings (config reports.{name}, model facts, sweep points)",
     )
@@ -48,12 +53,12 @@ rule report:
             subcategory="report {report}",
             labels=report_item_labels,
         ),
-    params:
-        settings=report_params,
-        seed=config["seed"],
     log:
         "logs/reports/{report}.log",
     conda:
         "../../envs/report.yaml"
+    params:
+        settings=report_params,
+        seed=config["seed"],
     script:
         "../scripts/report.py"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -205,3 +206,27 @@ def test_sweep_points_travel_as_data():
         report_sweep_points(config, "demo")
     assert re.search("unknown sweep", str(pytest.raises(ConfigError, check_report_specs, config,
                                                          ModelGraph.from_config(config)).value))
+
+
+def test_console_progress_lines_are_concise(tmp_path):
+    """A job's jaflow log lines reach the console it was started from: few, short, prefixed."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "logs" / "train" / "m.log"
+    code = f"""
+import logging
+from jaflow.logs import log_to
+with log_to({str(log)!r}):
+    for i in range(50):
+        logging.getLogger("jaflow.train").info("step %d", i)
+    logging.getLogger("jaflow.train").warning("x" * 300)
+    logging.getLogger("transformers").warning("not ours")
+    print("to the log only")
+"""
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "[train/m] step 0" and len(lines) == 2, lines
+    assert lines[1].startswith("[train/m] xxx") and lines[1].endswith("...") and len(lines[1]) < 180
+    assert "to the log only" in log.read_text() and "not ours" in log.read_text() and not proc.stdout

@@ -203,3 +203,16 @@ def test_demo_tells_the_truth(finished_demo):
     agree = [j["score"] == rating(answers[(j["model"], j["question_id"])], j["category"])
              for j in judged if j.get("turn", 1) == 1]
     assert sum(agree) / len(agree) >= 0.5, agree
+
+
+def test_no_op_rerun_prints_where_everything_is(finished_demo):
+    from conftest import snakemake
+
+    proc = snakemake(finished_demo)
+    out = proc.stdout + proc.stderr
+    assert "Nothing to be done" in out
+    summary = out[out.index("jaflow outputs:"):]
+    for text in ("results/reports/demo/ (index.md", "snakemake --report report.html", "job logs: logs/",
+                 "JGLUE scores: results/jglue/", "MT-Bench scores: results/mtbench/"):
+        assert text in summary, text
+    assert out.count("jaflow outputs:") == 1

@@ -9,12 +9,12 @@ The rating depends on the answer, by a rule a 4-layer model learns in the demo's
 
 - an answer with mojibake (U+FFFD, the byte-fallback garbage an untrained model writes) or
   control characters gets GARBAGE_RATING;
-- an empty answer gets EMPTY_RATING;
-- a clean answer (plain Japanese text, as the instruction data's outputs) gets its category's
-  rating from RATINGS.
+- any other answer gets its category's rating from RATINGS, an empty one too: a 4-layer judge
+  does not learn to see an empty answer in the demo's steps (rows that asked it to only blurred
+  the garbage rule), so the rule does not ask it to.
 
-So the demo's radar tells an untrained model (garbage everywhere) from a tuned one (clean or
-empty answers on some questions). It judges form, not correctness: a stand-in for a real judge.
+So the demo's radar tells an untrained model (garbage everywhere) from a tuned one (no garbage
+on some questions). It judges the answer's form, not its content: a stand-in for a real judge.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from jaflow.io import write_jsonl
 RATINGS = {"coding": 3, "extraction": 5, "humanities": 7, "math": 4, "reasoning": 4,
            "roleplay": 6, "stem": 6, "writing": 8}
 GARBAGE_RATING = 2
-EMPTY_RATING = 1
 CLEAN_ANSWERS = ["はい、わかりました。", "答えは5です。", "こんにちは。", "春はあたたかいです。", "ありがとう。",
                  "ポジティブ", "ネガティブ", "りんご", "小さい", "7", "ごめんなさい。", "本"]
 CONTROL = "".join(chr(c) for c in (1, 7, 12, 20, 25, 29))
@@ -41,8 +40,6 @@ def rating(answer: str, category: str) -> int:
     """The rule the tiny judge is trained on (see the module docstring)."""
     if "\ufffd" in answer or any(c in CONTROL or (ord(c) < 32 and c not in "\n") for c in answer):
         return GARBAGE_RATING
-    if not answer.strip():
-        return EMPTY_RATING
     return RATINGS.get(category, 5)
 
 

@@ -18,16 +18,26 @@ from conftest import snakemake
 
 pytestmark = pytest.mark.workflow
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1400,1000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1000",
+]
 
 
 def chromium() -> tuple[str, str]:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     if not browser or not driver:
-        pytest.fail("headless Chromium not found: apt-get install -y chromium chromium-driver (.ci/run does)")
+        pytest.fail(
+            "headless Chromium not found: apt-get install -y chromium chromium-driver (.ci/run does)"
+        )
     return browser, driver
 
 
@@ -50,7 +60,9 @@ def browser(tmp_path):
 
 
 def artifacts(tmp_path_factory) -> Path:
-    root = Path(os.environ.get("JAFLOW_TEST_ARTIFACTS") or tmp_path_factory.getbasetemp() / "artifacts")
+    root = Path(
+        os.environ.get("JAFLOW_TEST_ARTIFACTS") or tmp_path_factory.getbasetemp() / "artifacts"
+    )
     root.mkdir(parents=True, exist_ok=True)
     return root
 
@@ -67,8 +79,12 @@ def open_item(d, category: str, title: str):
     back = d.find_elements(By.XPATH, "//nav//a[normalize-space()='Results']")  # a category is open
     if back:
         back[0].click()
-    wait.until(ec.element_to_be_clickable((By.XPATH, f"//a[span[normalize-space()='{category}']]"))).click()
-    row = wait.until(ec.presence_of_element_located((By.XPATH, f"//tr[td[normalize-space()='{title}']]")))
+    wait.until(
+        ec.element_to_be_clickable((By.XPATH, f"//a[span[normalize-space()='{category}']]"))
+    ).click()
+    row = wait.until(
+        ec.presence_of_element_located((By.XPATH, f"//tr[td[normalize-space()='{title}']]"))
+    )
     row.find_element(By.XPATH, ".//a").click()
     frame = wait.until(ec.presence_of_element_located((By.TAG_NAME, "iframe")))
     d.switch_to.frame(frame)
@@ -86,14 +102,21 @@ def test_demo_report_opens_in_chromium(finished_demo, browser, tmp_path_factory)
 
     # the JGLUE table: every cell of the reproduced scores, as the table prints them
     body = open_item(d, "JGLUE", "JGLUE (jsquad exact_match, others acc)")
-    cells = [c.text for c in body.find_elements(By.CSS_SELECTOR, "table.jaflow-table td, table.jaflow-table th")]
-    rows = list(csv.reader((finished_demo / "results/reports/demo/tables/jglue.csv").open(encoding="utf-8")))
+    cells = [
+        c.text
+        for c in body.find_elements(By.CSS_SELECTOR, "table.jaflow-table td, table.jaflow-table th")
+    ]
+    rows = list(
+        csv.reader((finished_demo / "results/reports/demo/tables/jglue.csv").open(encoding="utf-8"))
+    )
     assert rows[0] == cells[: len(rows[0])]
     for row in rows[1:]:
         for value in row:
             assert value in cells, (value, cells)
     (path,) = finished_demo.glob("results/jglue/*/tiny_qlora/scores.csv")
-    scores = {r["task"]: r for r in csv.DictReader(path.open(encoding="utf-8")) if r["metric"] == "acc"}
+    scores = {
+        r["task"]: r for r in csv.DictReader(path.open(encoding="utf-8")) if r["metric"] == "acc"
+    }
     assert f"{float(scores['marc_ja']['value']):.3f}" in " ".join(cells)
     assert "Made by report 'demo'" in body.find_element(By.CSS_SELECTOR, "p.caption").text
     d.switch_to.default_content()

@@ -121,7 +121,8 @@ def test_report_rule_and_html_report(run_workflow, tmp_path):
     for name in ("jglue", "base_vs_tuned", "mtbench"):
         for ext in ("md", "csv", "tex"):
             assert (out / "tables" / f"{name}.{ext}").stat().st_size > 0
-    assert sorted(p.name for p in (out / "plots").glob("*.png")) == ["jglue_radar.png", "mtbench_radar.png", "train_tuned.png"]
+    assert sorted(p.name for p in (out / "plots").glob("*.png")) == [
+        "jglue_published_vs_reproduced.png", "jglue_radar.png", "mtbench_radar.png", "train_tuned.png"]
     for png in (out / "plots").glob("*.png"):
         img = mpimg.imread(png)
         assert img.shape[0] >= 300 and img.shape[1] >= 300 and img[..., :3].std() > 0.02

@@ -52,19 +52,26 @@ class Item:
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
-            raise ValueError(f"report item {self.name}: unknown stage '{self.stage}' (known: {STAGES})")
+            raise ValueError(
+                f"report item {self.name}: unknown stage '{self.stage}' (known: {STAGES})"
+            )
 
 
 def page(item: Item, body: str, files: list[tuple[str, str]] | None = None) -> str:
     """A standalone HTML page: title, caption, body, and the files the item is also written to."""
     links = ""
     if files:
-        links = '<p class="files">Also written as: ' + " ".join(
-            f"<code>{html.escape(label)}</code> ({html.escape(path)})" for label, path in files) + "</p>\n"
+        links = (
+            '<p class="files">Also written as: '
+            + " ".join(
+                f"<code>{html.escape(label)}</code> ({html.escape(path)})" for label, path in files
+            )
+            + "</p>\n"
+        )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(item.title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-        f"<h1>{html.escape(item.title)}</h1>\n<p class=\"caption\">{html.escape(item.caption)}</p>\n"
+        f'<h1>{html.escape(item.title)}</h1>\n<p class="caption">{html.escape(item.caption)}</p>\n'
         f"{body}\n{links}</body>\n</html>\n"
     )
 
@@ -100,9 +107,15 @@ def card(text: str, images: dict[str, Path] | None = None) -> str:
         end = text.find("\n---\n", 4)
         if end < 0:
             raise DataError("model card: front matter opened with '---' is never closed")
-        front, text = text[4:end], text[end + 5:]
-    meta = ("<details><summary>Hugging Face metadata (YAML front matter: base_model, model-index)</summary>"
-            f"<pre>{html.escape(front)}</pre></details>\n") if front else ""
+        front, text = text[4:end], text[end + 5 :]
+    meta = (
+        (
+            "<details><summary>Hugging Face metadata (YAML front matter: base_model, model-index)</summary>"
+            f"<pre>{html.escape(front)}</pre></details>\n"
+        )
+        if front
+        else ""
+    )
     return meta + markdown(text, images)
 
 
@@ -125,8 +138,10 @@ class Pages:
     def close(self) -> None:
         order = {s: i for i, s in enumerate(STAGES)}
         items = sorted(self.items, key=lambda i: order[i.stage])
-        (self.dir / ITEMS).write_text(json.dumps({i.name: asdict(i) for i in items}, ensure_ascii=False, indent=1) + "\n",
-                                      encoding="utf-8")
+        (self.dir / ITEMS).write_text(
+            json.dumps({i.name: asdict(i) for i in items}, ensure_ascii=False, indent=1) + "\n",
+            encoding="utf-8",
+        )
 
 
 def read_item(html_dir: str | Path, name: str) -> dict[str, str]:

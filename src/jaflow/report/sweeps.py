@@ -12,7 +12,9 @@ from jaflow.errors import ConfigError
 from jaflow.sweep import _labels, all_sweep_points
 
 
-def report_sweep_points(config: dict[str, Any], report: str) -> dict[str, dict[str, dict[str, Any]]]:
+def report_sweep_points(
+    config: dict[str, Any], report: str
+) -> dict[str, dict[str, dict[str, Any]]]:
     """{sweep: {point model: {parameter label: value}}} for each sweep the report plots.
 
     Parameter labels are the ones the point names use (the last part of the dotted key,
@@ -23,8 +25,10 @@ def report_sweep_points(config: dict[str, Any], report: str) -> dict[str, dict[s
     for i, sp in enumerate(config["reports"][report]["sweep_plots"]):
         name = sp["sweep"]
         if name not in points:
-            raise ConfigError(f"reports.{report}.sweep_plots.{i}.sweep: unknown sweep '{name}' "
-                              f"(sweeps: {sorted(points) or 'none'})")
+            raise ConfigError(
+                f"reports.{report}.sweep_plots.{i}.sweep: unknown sweep '{name}' "
+                f"(sweeps: {sorted(points) or 'none'})"
+            )
         labels = _labels(list(dict.fromkeys(k for p in points[name] for k in p.params)))
         out[name] = {p.name: {labels[k]: v for k, v in p.params.items()} for p in points[name]}
     return out

@@ -1,9 +1,7 @@
 # Reports: model-card tables, radar charts, training curves, sweep plots, model cards.
-import os
-
 from jaflow.report.check import check_report_specs
 from jaflow.report.html import read_item
-from jaflow.report.params import quiet
+from jaflow.report.params import config_file_label, quiet
 from jaflow.report.sweeps import report_sweep_points
 
 # Unknown models, tasks, columns and averages of a report stop the run before any job.
@@ -30,7 +28,7 @@ def report_params(wildcards):
             "sweep_points": report_sweep_points(config, name),
             "origin": {
                 "report": name,
-                "configfiles": [os.path.relpath(f) for f in workflow.configfiles],
+                "configfiles": [config_file_label(f) for f in workflow.configfiles],
             },
         },
         f"report '{name}' settings (config reports.{name}, model facts, sweep points)",

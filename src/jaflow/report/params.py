@@ -22,3 +22,11 @@ def quiet(value: dict[str, Any], description: str) -> QuietDict:
     out = QuietDict(value)
     out.description = description
     return out
+
+
+def config_file_label(path: str) -> str:
+    """A config file as a reader finds it: relative to the working directory when inside it."""
+    import os
+
+    rel = os.path.relpath(path)
+    return os.path.abspath(path) if rel.startswith("..") else rel

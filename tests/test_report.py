@@ -125,7 +125,7 @@ METRICS = {"jsquad": "exact_match", "jaqket_v2": "exact_match", "xlsum_ja": "rou
 def _write_scores(root: Path, model: str, values: dict[str, float], stderr: float | None = None) -> Path:
     path = root / "jglue" / "s" / model / "scores.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [{"model": model, "task": t, "task_version": "1.1", "template": "0.3", "num_fewshot": 3,
+    rows = [{"model": model, "suite": "s", "task": t, "task_version": "1.1", "template": "0.3", "num_fewshot": 3,
              "metric": METRICS.get(t, "acc"), "value": v, "stderr": stderr, "n": 100} for t, v in values.items()]
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
@@ -186,11 +186,14 @@ def test_format_number_rounds_decimal_text():
 
 def test_bad_inputs_name_file_and_line(tmp_path, seed004):
     bad = tmp_path / "scores.csv"
-    bad.write_text("model,task,metric,value\nm,jnli,acc,0.5\nm,jsquad,exact_match,oops\n")
+    bad.write_text("model,suite,task,metric,value\nm,s,jnli,acc,0.5\nm,s,jsquad,exact_match,oops\n")
     with pytest.raises(DataError, match=r"scores.csv:3: column 'value' is not a number"):
         load.read_jglue_scores([bad])
     bad.write_text("model,task,value\nm,jnli,0.5\n")
     with pytest.raises(DataError, match=r"scores.csv:1: missing column\(s\) \['metric'\]"):
+        load.read_jglue_scores([bad])
+    bad.write_text("model,task,metric,value\nm,jnli,acc,0.5\n")  # the suite is never read from the path
+    with pytest.raises(DataError, match=r"scores.csv:1: no 'suite' column"):
         load.read_jglue_scores([bad])
     with pytest.raises(ConfigError, match="no metric"):
         seed_table("seed004", "jglue", *seed004, metric=None)
@@ -220,9 +223,11 @@ def test_radar_training_and_sweep_plots(tmp_path, seed004):
     path = plots.training_curves(hist, tmp_path / "train.png", selected_step=150, lisa=lisa)
     _png_ok(path, 600, 600)
 
-    values = pd.Series({f"sw~train.lora_r={r}~train.learning_rate={lr}": r / 64 + lr * 1000
-                        for r in (8, 16, 64) for lr in (1e-4, 2e-4)} | {"other": 0.3})
-    points = plots.sweep_frame(values, "sw")
+    grid = {f"point{i}": {"train.lora_r": r, "train.learning_rate": lr}
+            for i, (r, lr) in enumerate((r, lr) for r in (8, 16, 64) for lr in (1e-4, 2e-4))}
+    values = pd.Series({m: p["train.lora_r"] / 64 + p["train.learning_rate"] * 1000 for m, p in grid.items()}
+                       | {"other": 0.3})
+    points = plots.sweep_frame(values, grid)
     assert len(points) == 6 and set(points.columns) == {"train.lora_r", "train.learning_rate", "value", "model"}
     _png_ok(plots.sweep_lines(points, "average", tmp_path / "lines.png"))
     _png_ok(plots.sweep_heatmap(points, "train.lora_r", "train.learning_rate", "average", tmp_path / "heat.png"))
@@ -337,16 +342,21 @@ def test_sweep_plots_through_build_report(tmp_path):
             name = f"sw~train.lora_r={r}~train.learning_rate={lr}"
             paths.append(_write_scores(tmp_path / "in", name, {"jnli": r / 100 + float(lr) * 1000}))
     models = [Path(p).parent.name for p in paths]
+    # the points' values come as data (the report rule's sweep_points), not from the names
+    sweep = {"sw": {m: {"train.lora_r": r, "train.learning_rate": float(lr)}
+                    for m, (r, lr) in zip(models, [(r, lr) for r in (8, 16) for lr in ("1e-4", "2e-4")], strict=True)}}
     spec = {"tables": [{"name": "t", "metric": "acc", "columns": ["jnli"], "averages": [{"label": "average"}]}],
             "sweep_plots": [{"sweep": "sw", "table": "t", "column": "average"}]}
-    out = build_report(spec, {"jglue": [str(p) for p in paths]}, tmp_path / "r", models=models)
+    out = build_report(spec, {"jglue": [str(p) for p in paths]}, tmp_path / "r", models=models, sweep_points=sweep)
     pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
     assert pngs == ["sweep_sw_average.png", "sweep_sw_average_train.lora_r_train.learning_rate.png"]
     for p in pngs:
         _png_ok(out / "plots" / p)
     with pytest.raises(ConfigError, match="'avg' is not a column of table 't'"):
         build_report(dict(spec, sweep_plots=[{"sweep": "sw", "table": "t", "column": "avg"}]),
-                     {"jglue": [str(p) for p in paths]}, tmp_path / "r2", models=models)
+                     {"jglue": [str(p) for p in paths]}, tmp_path / "r2", models=models, sweep_points=sweep)
+    with pytest.raises(ConfigError, match="no points given for sweep 'sw'"):
+        build_report(spec, {"jglue": [str(p) for p in paths]}, tmp_path / "r3", models=models)
 
 
 def test_mtbench_scores_with_average_rows_and_both_turns(tmp_path, seed004):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import zipfile
 from pathlib import Path
 
@@ -90,7 +89,7 @@ def write_stage_outputs(root: Path) -> None:
             vals = (rng.random(200) < 0.3 + 0.25 * k).astype(float)
             (d / f"samples_{t}_2026-01-01T00-00-00.jsonl").write_text(
                 "".join(json.dumps({"doc_id": i, metric: v, "filter": "none"}) + "\n" for i, v in enumerate(vals)))
-            rows.append({"model": m, "task": t, "task_version": "1.1", "template": "0.3", "num_fewshot": 3,
+            rows.append({"model": m, "suite": "jglue4", "task": t, "task_version": "1.1", "template": "0.3", "num_fewshot": 3,
                          "metric": metric, "value": vals.mean(), "stderr": vals.std(ddof=1) / np.sqrt(200), "n": 200})
         pd.DataFrame(rows).to_csv(d / "scores.csv", index=False)
         d = root / "results/test/mtbench/japanese_mt_bench/scores/gpt-4"
@@ -130,7 +129,8 @@ def test_report_rule_and_html_report(run_workflow, tmp_path):
     for name in ("jglue", "base_vs_tuned", "mtbench"):
         for ext in ("md", "csv", "tex"):
             assert (out / "tables" / f"{name}.{ext}").stat().st_size > 0
-    assert sorted(p.name for p in (out / "plots").glob("*.png")) == ["jglue_radar.png", "mtbench_radar.png", "train_tuned.png"]
+    assert sorted(p.name for p in (out / "plots").glob("*.png")) == [
+        "jglue_published_vs_reproduced.png", "jglue_radar.png", "mtbench_radar.png", "train_tuned.png"]
     for png in (out / "plots").glob("*.png"):
         img = mpimg.imread(png)
         assert img.shape[0] >= 300 and img.shape[1] >= 300 and img[..., :3].std() > 0.02
@@ -164,12 +164,64 @@ def test_report_rule_and_html_report(run_workflow, tmp_path):
     assert "gate_mode: random" in moe and "MixtralForCausalLM with 2 experts" in moe
     assert "mergekit-moe" in moe and yaml.safe_load(moe.split("---\n")[1])["tags"][-1] == "moe"
 
+    items = json.loads((out / "html/items.json").read_text())
+    stages = {name: item["stage"] for name, item in items.items()}
+    assert stages == {"jglue": "JGLUE", "base_vs_tuned": "JGLUE", "mtbench": "MT-Bench", "bootstrap": "JGLUE",
+                      "mtbench_radar": "MT-Bench", "jglue_radar": "JGLUE", "jglue_published_vs_reproduced": "JGLUE",
+                      "train_tuned": "Training", "card_tuned": "Model cards", "card_moe": "Model cards"}
+    assert all("Made by report 'demo'" in item["caption"] for item in items.values())
+
     run_workflow(config=CONFIG, default_config=False, args=["--report", "report.zip"], cores=1)
     with zipfile.ZipFile(work / "report.zip") as z:
         names = z.namelist()
         html = z.read(next(n for n in names if n.endswith("report.html"))).decode()
-    for f in ("jglue.csv", "bootstrap.csv", "mtbench_radar.png", "train_tuned.png", "README.md"):
-        assert any(n.endswith("/" + f) for n in names), f
-    for caption_text in ("laid out like the model cards", "MT-Bench radar chart", "model-index"):
-        assert caption_text in html
-    assert re.search(r"Model cards", html)
+    for name in stages:
+        assert any(n.endswith(f"/{name}.html") for n in names), name
+    for text in ("a page of report", "Model cards", "MT-Bench", "Training"):
+        assert text in html, text
+    # the info panel names the settings instead of dumping the report spec
+    assert "report 'demo' settings" in html and "'bold_best'" not in html
+
+
+def test_demo_tells_the_truth(finished_demo):
+    """The default config's tuned model beats its base on a JGLUE task by a margin the paired
+    bootstrap calls significant, and the tiny judge rates the two models' answers differently,
+    so the radar chart has two different polygons."""
+    out = finished_demo / "results/reports/demo"
+    boot = pd.read_csv(out / "tables/bootstrap.csv")
+    wins = boot[(boot.model_a == "tiny_qlora") & (boot.model_b == "tiny_llama") & boot.significant & (boot["diff"] > 0)]
+    assert not wins.empty, boot.to_string()
+    assert "yes" in (out / "tables/bootstrap.md").read_text()
+
+    mt = pd.concat(
+        pd.read_csv(p) for p in sorted((finished_demo / "results/mtbench/japanese_mt_bench/scores/tiny_judge").glob("*.csv")))
+    turn1 = mt[(mt.turn.astype(str) == "1") & (mt.category != "avg_score")]
+    grid = turn1.pivot_table(index="model", columns="category", values="score")
+    assert set(grid.index) == {"tiny_llama", "tiny_qlora"} and grid.notna().all().all(), mt.to_string()
+    assert (grid.loc["tiny_llama"] != grid.loc["tiny_qlora"]).any(), grid.to_string()
+    # the judge's ratings follow its documented rule on each answer (jaflow.tiny.judge.rating)
+    from jaflow.tiny.judge import rating
+
+    judged = [json.loads(line) for p in sorted(
+        (finished_demo / "results/mtbench/japanese_mt_bench/model_judgment/tiny_judge").glob("*.jsonl")) for line in p.open()]
+    answers = {}
+    for p in (finished_demo / "results/mtbench/japanese_mt_bench/model_answer").glob("*.jsonl"):
+        for line in p.open():
+            a = json.loads(line)
+            answers[(a["model_id"], a["question_id"])] = a["choices"][0]["turns"][0]
+    agree = [j["score"] == rating(answers[(j["model"], j["question_id"])], j["category"])
+             for j in judged if j.get("turn", 1) == 1]
+    assert sum(agree) / len(agree) >= 0.5, agree
+
+
+def test_no_op_rerun_prints_where_everything_is(finished_demo):
+    from conftest import snakemake
+
+    proc = snakemake(finished_demo)
+    out = proc.stdout + proc.stderr
+    assert "Nothing to be done" in out
+    summary = out[out.index("jaflow outputs:"):]
+    for text in ("results/reports/demo/ (index.md", "snakemake --report report.html", "job logs: logs/",
+                 "JGLUE scores: results/jglue/", "MT-Bench scores: results/mtbench/"):
+        assert text in summary, text
+    assert out.count("jaflow outputs:") == 1

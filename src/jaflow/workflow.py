@@ -110,14 +110,20 @@ class Targets:
         }
 
     def summary(self) -> str:
-        """Where the outputs are, for the end of a run."""
-        lines = [f"jaflow outputs of experiment '{self.layout.experiment}' (under {self.layout.root}/):"]
+        """Where the outputs are, for the end of a run (also a run with nothing to do)."""
+        L = self.layout
+        lines = [f"jaflow outputs of experiment '{L.experiment}' (under {L.root}/):"]
         lines += [f"  dataset manifest: {p}" for p in self.datasets()]
         lines += [f"  model: {p}" for p in self.models()]
         lines += [f"  JGLUE scores: {p}" for p in self.jglue()]
         lines += [f"  MT-Bench scores: {p}" for p in self.mtbench()]
-        lines += [f"  report: {p}" for p in self.reports()]
-        lines.append(f"  logs: {self.layout.logs}/{self.layout.experiment}/")
+        for r in self.config["reports"]:
+            lines.append(f"  report {r}: {L.report(r, '')} (index.md; tables/ md, csv, tex; plots/ png; "
+                         "cards/<model>/README.md; html/ one page per item)")
+        if self.config["reports"]:
+            lines.append("  HTML report of this run: snakemake --report report.html (with this run's --configfile), "
+                         "then open report.html in a browser")
+        lines.append(f"  job logs: {L.logs}/{L.experiment}/ (one file per job; .snakemake/log/ has Snakemake's own)")
         return "\n".join(lines)
 
     def all(self) -> list[str]:
@@ -244,3 +250,24 @@ class Targets:
     def judge_hf_args(self) -> dict[str, Any] | None:
         name = self.judge_model()
         return self.graph.hf_args(name) if name else None
+
+
+def summary_when_nothing_to_do(targets: Targets) -> None:
+    """Print `targets.summary()` when Snakemake logs that it has nothing to do (a no-op rerun
+    never reaches `onsuccess`). A Snakefile parsed again replaces its handler."""
+    import logging
+
+    from snakemake.common import NOTHING_TO_BE_DONE_MSG
+
+    class SummaryHandler(logging.Handler):
+        jaflow_summary = True
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage() == NOTHING_TO_BE_DONE_MSG:
+                print(targets.summary())
+
+    logger = logging.getLogger("snakemake.logging")
+    for old in [h for h in logger.handlers if getattr(h, "jaflow_summary", False)]:
+        logger.removeHandler(old)
+    logger.addHandler(SummaryHandler())
+

@@ -6,7 +6,8 @@ from snakemake.utils import validate
 
 from jaflow.config import canonical, load_experiment, validate_config
 from jaflow.graph import MergedModel
-from jaflow.workflow import Targets
+from jaflow.report.check import check_report_specs
+from jaflow.workflow import Targets, summary_when_nothing_to_do
 
 SCHEMA = workflow.source_path("../../config/schema.yaml")
 # jaflow's own check first: its errors name the key path (models.x.train.lora_r: ...).
@@ -19,6 +20,8 @@ GRAPH = EXPERIMENT.graph
 L = EXPERIMENT.layout
 TARGETS = Targets(config, GRAPH)
 TARGETS.check_judge_key()
+# unknown models, tasks, columns and averages of a report stop the run before any job
+check_report_specs(config, GRAPH)
 
 
 def names_regex(names):
@@ -61,7 +64,6 @@ merge_spec = params(lambda w: TARGETS.merge_spec(w.merged))
 dataset_spec = params(lambda w: config["datasets"][w.dataset])
 jglue_suite = params(lambda w: TARGETS.jglue_suite(w.suite, w.model))
 chat_format = params(lambda w: GRAPH.chat_format(w.model))
-report_spec = params(lambda w: config["reports"][w.report])
 report_models = params(lambda w: TARGETS.report_models(w.report))
 
 
@@ -129,3 +131,40 @@ def report_facts(wildcards):
     from jaflow.report.cards import model_facts
 
     return model_facts(GRAPH, config, TARGETS.report_models(wildcards.report))
+
+
+def report_item_stage(wildcards, output):
+    """Category of a page of the Snakemake report: the stage that made it (html/items.json)."""
+    from jaflow.report.html import read_item
+
+    return read_item(output.html, wildcards.item)["stage"]
+
+
+def report_item_labels(wildcards, output):
+    from jaflow.report.html import read_item
+
+    return {"item": read_item(output.html, wildcards.item)["title"]}
+
+
+def report_params(wildcards):
+    """Everything the report job reads besides files; shown in the report's info panel by name."""
+    from jaflow.report.params import config_file_label, quiet
+    from jaflow.report.sweeps import report_sweep_points
+
+    name = wildcards.report
+    settings = {
+        "spec": config["reports"][name],
+        "models": report_models(wildcards),
+        "facts": report_facts(wildcards),
+        "sweep_points": report_sweep_points(config, name),
+        "origin": {
+            "experiment": EXPERIMENT.name,
+            "report": name,
+            "configfiles": [config_file_label(f) for f in workflow.configfiles],
+        },
+    }
+    return quiet(
+        canonical(settings),
+        f"report '{name}' of experiment '{EXPERIMENT.name}' (config reports.{name}, model facts, sweep points)",
+    )
+

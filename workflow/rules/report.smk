@@ -1,4 +1,5 @@
-# Reports: model-card tables, radar charts, training curves, sweep plots, model cards.
+# Reports: model-card tables, radar charts, training curves, sweep plots, model cards; each item
+# also as an HTML page, which the Snakemake report (--report) shows by stage.
 
 
 rule report:
@@ -6,38 +7,23 @@ rule report:
         unpack(report_inputs),
     output:
         index=L.report("{report}", "index.md"),
-        tables=report(
-            directory(L.report("{report}", "tables")),
-            patterns=["{name}.csv"],
-            caption="../report/tables.rst",
-            category="{report}",
-            subcategory="Tables",
-            labels={"table": "{name}"},
+        tables=directory(L.report("{report}", "tables")),
+        plots=directory(L.report("{report}", "plots")),
+        cards=directory(L.report("{report}", "cards")),
+        html=report(
+            directory(L.report("{report}", "html")),
+            patterns=["{item}.html"],
+            caption="../report/item.rst",
+            category=report_item_stage,
+            subcategory="report {report}",
+            labels=report_item_labels,
         ),
-        plots=report(
-            directory(L.report("{report}", "plots")),
-            patterns=["{name}.png"],
-            caption="../report/plots.rst",
-            category="{report}",
-            subcategory="Plots",
-            labels={"plot": "{name}"},
-        ),
-        cards=report(
-            directory(L.report("{report}", "cards")),
-            patterns=["{model}/README.md"],
-            caption="../report/cards.rst",
-            category="{report}",
-            subcategory="Model cards",
-            labels={"model": "{model}"},
-        ),
-    params:
-        spec=report_spec,
-        models=report_models,
-        facts=report_facts,
-        seed=config["seed"],
     log:
         L.log("reports", "{report}"),
     conda:
         "../../envs/report.yaml"
+    params:
+        settings=report_params,
+        seed=config["seed"],
     script:
         "../scripts/report.py"

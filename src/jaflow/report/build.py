@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pandas as pd
 
 from jaflow.errors import ConfigError, DataError
 from jaflow.io import atomic_path
-from jaflow.report import cards, load, plots
+from jaflow.report import cards, html, load, plots
 from jaflow.report.stats import paired_bootstrap
 from jaflow.report.tables import (
     MTBENCH_CATEGORIES,
@@ -28,33 +29,128 @@ RADAR_ORDERS = {"table": MTBENCH_CATEGORIES, "fastchat": MTBENCH_RADAR_ORDER}
 
 
 def build_report(spec: dict[str, Any], inputs: dict[str, list[str]], out_dir: str | Path, *,
-                 models: list[str], facts: dict[str, dict[str, Any]] | None = None, seed: int = 1234) -> Path:
-    """Write the report `spec` into `out_dir` (replaced as a whole, so a failure leaves nothing)."""
+                 models: list[str], facts: dict[str, dict[str, Any]] | None = None, seed: int = 1234,
+                 sweep_points: dict[str, dict[str, dict[str, Any]]] | None = None,
+                 origin: dict[str, Any] | None = None) -> Path:
+    """Write the report `spec` into `out_dir` (replaced as a whole, so a failure leaves nothing).
+
+    `sweep_points` maps each sweep the report plots to its points: model -> {parameter: value}
+    (`jaflow.report.sweeps.report_sweep_points`). `origin` says what made the report, for the
+    captions: {"report": name, "configfiles": [...]}.
+    """
     facts = facts or {}
+    origin = Origin.of(spec, origin)
     jglue = load.read_jglue_scores(inputs.get("jglue", []))
     mtbench = load.read_mtbench_scores(inputs.get("mtbench", []))
     labels = dict(spec.get("labels") or {})
     with atomic_path(out_dir) as tmp:
         for sub in ("tables", "plots", "cards"):
             (tmp / sub).mkdir(parents=True)
+        pages = html.Pages(tmp / "html")
         built = _tables(spec, jglue, mtbench, models, tmp)
-        index = [f"# {spec.get('title', 'jaflow report')}\n"]
-        for t in built:
+        index = [f"# {spec.get('title', 'jaflow report')}\n", f"{origin.text}\n"]
+        for t, tspec in zip(built, spec.get("tables", []), strict=True):
+            caption = _table_caption(t, tspec, jglue, mtbench, origin)
+            stage = "MT-Bench" if tspec.get("source", "jglue") == "mtbench" else "JGLUE"
+            files = [(ext, f"tables/{t.name}.{ext}") for ext in ("md", "csv", "tex")]
+            pages.add(html.Item(t.name, stage, t.title, caption), t.to_html(), files)
             index += [f"## {t.title}\n", t.caption + "\n" if t.caption else "", t.to_markdown(),
-                      f"Files: [md](tables/{t.name}.md), [csv](tables/{t.name}.csv), [tex](tables/{t.name}.tex)\n"]
-        figures = _plots(spec, jglue, mtbench, models, built, inputs, tmp, labels)
-        boot = _bootstrap(spec, jglue, built, tmp, seed)
+                      "Files: " + ", ".join(f"[{ext}]({path})" for ext, path in files)
+                      + f", [html](html/{t.name}.html)\n"]
+        figures = _plots(spec, jglue, mtbench, models, built, inputs, tmp, labels, sweep_points or {})
+        boot = _bootstrap(spec, jglue, built, tmp, seed, labels)
         if boot is not None:
-            index += ["## Paired bootstrap\n", boot.to_markdown()]
+            files = [("md", "tables/bootstrap.md"), ("csv", "tables/bootstrap.csv")]
+            pages.add(html.Item("bootstrap", "JGLUE", boot.title, _bootstrap_caption(spec, origin)), boot.to_html(), files)
+            index += ["## Paired bootstrap\n", boot.to_markdown(),
+                      "Files: [md](tables/bootstrap.md), [csv](tables/bootstrap.csv), [html](html/bootstrap.html)\n"]
         if figures:
             index.append("## Plots\n")
-            index += [f"![{name}](plots/{name})\n" for name in figures]
+            for f in figures:
+                pages.add(html.Item(f.stem, f.stage, f.title, f"{f.caption} {origin.text}"),
+                          html.figure(tmp / "plots" / f.file, f.title), [("png", f"plots/{f.file}")])
+                index += [f"![{f.title}](plots/{f.file})\n", f"{f.caption}\n"]
         written = _cards(spec, facts, jglue, mtbench, built, inputs, tmp, models)
         if written:
             index.append("## Model cards\n")
-            index += [f"- [{m}](cards/{m}/README.md)" for m in written] + [""]
+            for m in written:
+                card_dir = tmp / "cards" / m
+                images = {f"./{p.name}": p for p in card_dir.glob("*.png")}
+                caption = (f"Model card of {m} ({labels.get(m, m)}), rendered from cards/{m}/README.md (the file to "
+                           f"publish with the model, Hugging Face model-index YAML in its front matter). {origin.text}")
+                pages.add(html.Item(f"card_{plots.safe_name(m)}", "Model cards", f"Model card: {m}", caption),
+                          html.card((card_dir / "README.md").read_text(encoding="utf-8"), images),
+                          [("md", f"cards/{m}/README.md")])
+                index.append(f"- [{m}](cards/{m}/README.md)")
+            index.append("")
+        pages.close()
         (tmp / "index.md").write_text("\n".join(index), encoding="utf-8")
     return Path(out_dir)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What made a report: its name in the config, its title, and the config files."""
+
+    report: str
+    title: str
+    configfiles: tuple[str, ...]
+
+    @classmethod
+    def of(cls, spec: dict[str, Any], origin: dict[str, Any] | None) -> Origin:
+        origin = origin or {}
+        return cls(str(origin.get("report") or "?"), str(spec.get("title", "jaflow report")),
+                   tuple(str(f) for f in origin.get("configfiles") or ()))
+
+    @property
+    def text(self) -> str:
+        files = ", ".join(self.configfiles) or "the default config"
+        return f"Made by report '{self.report}' (\"{self.title}\") of the config in {files}."
+
+
+@dataclass(frozen=True)
+class Figure:
+    file: str  # under plots/
+    stage: str
+    title: str
+    caption: str
+
+    @property
+    def stem(self) -> str:
+        return Path(self.file).stem
+
+
+def _table_caption(t: Table, tspec: dict, jglue: pd.DataFrame, mtbench: pd.DataFrame, origin: Origin) -> str:
+    source = tspec.get("source", "jglue")
+    if source == "jglue":
+        suite = tspec.get("suite")
+        df = jglue if not suite else jglue[jglue["suite"] == suite]
+        suites = ", ".join(sorted(set(df["suite"]))) or "none"
+        what = (f"JGLUE scores (lm-eval, jp-stable prompt templates) from the scores.csv of suite(s) {suites}; "
+                f"metric {tspec.get('metric') or 'per column'}, scale ×{tspec.get('scale', 1):g}, "
+                f"{tspec.get('decimals', 3)} decimals rounded {tspec.get('rounding', 'half_up')}")
+    else:
+        what = (f"Japanese MT-Bench scores (turn {tspec.get('turn', 1)}, mean judge rating per category, 1–10) "
+                f"from the judge's score files ({', '.join(sorted({Path(p).parent.name for p in mtbench['path']})) or 'none'})")
+    extras = []
+    if tspec.get("stderr"):
+        extras.append("± is lm-eval's standard error")
+    if tspec.get("bold_best"):
+        extras.append("bold marks each column's best value")
+    if tspec.get("published"):
+        extras.append("'(published)' rows are the numbers the model card printed and 'Δ' rows the reproduced minus "
+                      "the published value (green above, red below)")
+    layout = "one row per task, models as columns" if tspec.get("layout") == "tasks_as_rows" else "one row per model"
+    return (f"{t.title}: table '{t.name}', {layout}. {what}" + ("; " + "; ".join(extras) if extras else "")
+            + f". {t.caption + ' ' if t.caption else ''}{origin.text}")
+
+
+def _bootstrap_caption(spec: dict, origin: Origin) -> str:
+    b = spec["bootstrap"]
+    return (f"Paired bootstrap over the documents of each task of table '{b['table']}' "
+            f"({b.get('n_resamples', 10_000)} resamples, seed from the config): mean A − mean B with its "
+            f"{100 * (1 - b.get('alpha', 0.05)):g}% percentile interval and two-sided p; 'yes' when the interval "
+            f"excludes 0. Read from the per-sample logs (samples_<task>*.jsonl) beside each scores.csv. {origin.text}")
 
 
 def _tables(spec: dict, jglue: pd.DataFrame, mtbench: pd.DataFrame, models: list[str], out: Path) -> list[Table]:
@@ -75,8 +171,9 @@ def _tables(spec: dict, jglue: pd.DataFrame, mtbench: pd.DataFrame, models: list
 
 
 def _plots(spec: dict, jglue: pd.DataFrame, mtbench: pd.DataFrame, models: list[str], built: list[Table],
-           inputs: dict[str, list[str]], out: Path, labels: dict[str, str]) -> list[str]:
-    written: list[str] = []
+           inputs: dict[str, list[str]], out: Path, labels: dict[str, str],
+           sweep_points: dict[str, dict[str, dict[str, Any]]]) -> list[Figure]:
+    written: list[Figure] = []
     turn = str(spec.get("radar_turn", 1))
     mt = mtbench[(mtbench["turn"] == turn) & mtbench["model"].isin(models)]
     if spec.get("radar", True) and not mt.empty:
@@ -90,14 +187,30 @@ def _plots(spec: dict, jglue: pd.DataFrame, mtbench: pd.DataFrame, models: list[
 
         plots.radar(grid, axes, out / "plots" / "mtbench_radar.png", title=f"MT-Bench (turn {turn})",
                     vmax=10.0, labels={**CATEGORY_LABELS, **labels})
-        written.append("mtbench_radar.png")
+        judges = ", ".join(sorted({Path(p).parent.name for p in mt["path"]}))
+        written.append(Figure("mtbench_radar.png", "MT-Bench", f"MT-Bench radar chart (turn {turn})",
+                              f"Japanese MT-Bench radar chart: one polygon per model ({', '.join(labels.get(m, m) for m in grid.index)}), "
+                              f"the mean rating of judge {judges} per category on a 0–10 scale, turn {turn}, axes clockwise "
+                              f"from the top in the '{order if isinstance(order, str) else 'configured'}' order."))
     for name in spec.get("jglue_radar") or []:
         table = _table(built, name, "jglue_radar")
         cols = [c for c in table.numbers.columns if c not in _average_labels(spec, name)]
         top = float(pd.DataFrame(table.numbers[cols]).max().max())
         plots.radar(table.numbers[cols], cols, out / "plots" / f"{name}_radar.png", title=table.title,
                     vmax=1.0 if top <= 1 else 100.0 if top <= 100 else None, labels=labels)
-        written.append(f"{name}_radar.png")
+        written.append(Figure(f"{name}_radar.png", "JGLUE", f"{table.title}: radar chart",
+                              f"Radar chart of table '{name}': one polygon per model, one axis per task column "
+                              "(averages left out), on the table's scale."))
+    for t, tspec in zip(built, spec.get("tables", []), strict=True):
+        if not t.published:
+            continue
+        fname = f"{plots.safe_name(t.name)}_published_vs_reproduced.png"
+        plots.published_vs_reproduced(t.published, out / "plots" / fname, title=f"{t.title}: published vs reproduced")
+        stage = "MT-Bench" if tspec.get("source", "jglue") == "mtbench" else "JGLUE"
+        written.append(Figure(fname, stage, f"{t.title}: published vs reproduced",
+                              f"Each number the model card published for table '{t.name}' (x) against the one this "
+                              "run reproduced (y), with lm-eval's standard error as error bars where the table has "
+                              "one; points on the diagonal reproduce the card exactly."))
     if spec.get("training_curves", True):
         model_dirs = {Path(p).name: Path(p) for p in inputs.get("models", [])}
         for path in inputs.get("log_history", []):
@@ -109,25 +222,36 @@ def _plots(spec: dict, jglue: pd.DataFrame, mtbench: pd.DataFrame, models: list[
             fname = f"train_{plots.safe_name(model)}.png"
             plots.training_curves(load.read_log_history(path), out / "plots" / fname, title=labels.get(model, model),
                                   selected_step=step, lisa=lisa)
-            written.append(fname)
+            written.append(Figure(fname, "Training", f"Training curves: {model}",
+                                  f"Training of {model}: train and eval loss against optimizer step (from {path})"
+                                  + (f", the selected checkpoint (step {step}) dashed" if step is not None else "")
+                                  + ", the learning rate" + (", and the LISA layers active at each step" if lisa is not None else "") + "."))
     for i, sp in enumerate(spec.get("sweep_plots") or []):
-        table = _table(built, sp["table"], f"sweep_plots[{i}].table")
+        table = _table(built, sp["table"], f"sweep_plots.{i}.table")
         if sp["column"] not in table.numbers.columns:
-            raise ConfigError(f"reports.sweep_plots[{i}].column: '{sp['column']}' is not a column of table "
+            raise ConfigError(f"reports.sweep_plots.{i}.column: '{sp['column']}' is not a column of table "
                               f"'{sp['table']}' ({list(table.numbers.columns)})")
-        points = plots.sweep_frame(table.numbers[sp["column"]], sp["sweep"])
+        if sp["sweep"] not in sweep_points:
+            raise ConfigError(f"reports.sweep_plots.{i}.sweep: no points given for sweep '{sp['sweep']}' "
+                              f"(the report rule's sweep_points has: {sorted(sweep_points)})")
+        points = plots.sweep_frame(table.numbers[sp["column"]], sweep_points[sp["sweep"]])
         if points.empty:
-            raise DataError(f"reports.sweep_plots[{i}]: table '{sp['table']}' has no rows of sweep '{sp['sweep']}' "
-                            f"(models named '{sp['sweep']}~key=value~...')")
+            raise DataError(f"reports.sweep_plots.{i}: table '{sp['table']}' has no rows of the points of sweep "
+                            f"'{sp['sweep']}' ({sorted(sweep_points[sp['sweep']])})")
         stem = plots.safe_name(f"sweep_{sp['sweep']}_{sp['column']}")
         plots.sweep_lines(points, sp["column"], out / "plots" / f"{stem}.png", title=sp["sweep"])
-        written.append(f"{stem}.png")
         params = [c for c in points.columns if c not in ("value", "model")]
+        written.append(Figure(f"{stem}.png", "Sweeps", f"Sweep {sp['sweep']}: {sp['column']}",
+                              f"Column '{sp['column']}' of table '{sp['table']}' against each parameter of sweep "
+                              f"'{sp['sweep']}' ({', '.join(params)}; {len(points)} points): the mean over the other "
+                              "parameters, the band their min–max."))
         pairs = [tuple(sp["heatmap"])] if sp.get("heatmap") else list(itertools.combinations(params, 2))
         for x, y in pairs:
             hname = plots.safe_name(f"{stem}_{x}_{y}") + ".png"
             plots.sweep_heatmap(points, x, y, sp["column"], out / "plots" / hname, title=sp["sweep"])
-            written.append(hname)
+            written.append(Figure(hname, "Sweeps", f"Sweep {sp['sweep']}: {sp['column']} over {x} × {y}",
+                                  f"Heat map of column '{sp['column']}' of table '{sp['table']}' over {x} and {y} "
+                                  f"(sweep '{sp['sweep']}', mean over any other parameter)."))
     return written
 
 
@@ -143,7 +267,8 @@ def _table(built: list[Table], name: str, where: str) -> Table:
     raise ConfigError(f"reports.{where}: no table '{name}' (tables: {[t.name for t in built]})")
 
 
-def _bootstrap(spec: dict, jglue: pd.DataFrame, built: list[Table], out: Path, seed: int) -> Table | None:
+def _bootstrap(spec: dict, jglue: pd.DataFrame, built: list[Table], out: Path, seed: int,
+               labels: dict[str, str]) -> Table | None:
     """Paired bootstrap for each pair of models on each column of a JGLUE table."""
     b = spec.get("bootstrap")
     if not b:
@@ -170,9 +295,11 @@ def _bootstrap(spec: dict, jglue: pd.DataFrame, built: list[Table], out: Path, s
                     raise DataError(f"reports.bootstrap: no samples_{col.key}*.jsonl next to {hit.iloc[0]['path']}")
                 samples.append(load.read_samples(path, col.metric))
             r = paired_bootstrap(*samples, n_resamples=int(b.get("n_resamples", 10_000)), alpha=alpha, seed=seed)
-            cells = [a, c, col.key, col.metric, str(r.n)] + [format_number(v, 4) for v in (r.mean_a, r.mean_b, r.diff, r.ci_low, r.ci_high, r.p_value)]
+            cells = [labels.get(a, a), labels.get(c, c), col.key, col.metric, str(r.n)]
+            cells += [format_number(v, 4) for v in (r.mean_a, r.mean_b, r.diff, r.ci_low, r.ci_high, r.p_value)]
             cells.append("yes" if r.significant else "no")
             rows.append([Cell(text=x) for x in cells])
+            rows[-1][-1].bold = r.significant
             csv_rows.append({"model_a": a, "model_b": c, "task": col.key, "metric": col.metric, **r.as_dict()})
     header = ["model A", "model B", "task", "metric", "n", "mean A", "mean B", "A − B",
               f"CI {100 * (1 - alpha):g}% low", "CI high", "p", "significant"]

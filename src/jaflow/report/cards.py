@@ -38,12 +38,17 @@ def model_facts(graph: ModelGraph, config: dict[str, Any], names: list[str]) -> 
         if name not in graph.nodes:
             continue
         node = graph[name]
-        # base models: the pretrained checkpoints every lineage of this model starts from
+        # root models: the pretrained checkpoints every lineage of this model starts from
         bases = sorted({graph[a].pretrained for a in graph.ancestors(name) if isinstance(graph[a], BaseModel)})
         if isinstance(node, TrainedModel):
+            parent = graph[node.parent]
+            # a card's base model is the one it was trained from: a pretrained checkpoint, or the
+            # model of this graph that the workflow built (a merge, another training run)
+            base = [parent.pretrained] if isinstance(parent, BaseModel) else [node.parent]
             ds = config["datasets"].get(node.dataset, {})
             facts[name] = {
-                "kind": "trained", "from": node.parent, "base_models": bases, "method": node.method,
+                "kind": "trained", "from": node.parent, "base_models": base, "root_models": bases,
+                "method": node.method,
                 "dataset": node.dataset, "template": ds.get("template"),
                 "sources": [{k: s[k] for k in ("name", "hub", "path") if k in s} for s in ds.get("sources", [])],
                 "train": dict(node.train), "select": dict(node.select), "chat_format": graph.chat_format(name),
@@ -118,6 +123,11 @@ def _prompt_example(template: Any) -> str | None:
         return None
 
 
+def _metric(value: Any) -> str:
+    """A loss or score as a person reads it: four significant digits (1.6702, 0.0123)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def render_card(name: str, facts: dict[str, Any], *, jglue: pd.DataFrame, mtbench: pd.DataFrame,
                 tables: list[str], radar: str | None, checksums: dict[str, str],
                 manifest: dict[str, Any] | None, selection: dict[str, Any] | None,
@@ -138,8 +148,11 @@ def render_card(name: str, facts: dict[str, Any], *, jglue: pd.DataFrame, mtbenc
     out = [f"---\n{front}---\n", f"# {name}\n"]
     if facts["kind"] == "trained":
         method = METHOD_NAMES.get(facts["method"], facts["method"])
+        roots = facts.get("root_models") or []
+        lineage = (f", built from {', '.join(f'`{b}`' for b in roots)}" if roots and roots != facts["base_models"] else "")
         out.append(f"{method} fine-tune of `{facts['from']}` "
-                   f"(base: {', '.join(f'`{b}`' for b in facts['base_models'])}) on the dataset mix `{facts['dataset']}`.\n")
+                   f"(base: {', '.join(f'`{b}`' for b in facts['base_models'])}{lineage}) on the dataset mix "
+                   f"`{facts['dataset']}`.\n")
         out.append("## Datasets\n")
         counts = manifest_counts(manifest or {})
         if counts:
@@ -160,7 +173,8 @@ def render_card(name: str, facts: dict[str, Any], *, jglue: pd.DataFrame, mtbenc
         out += [f"- {k}: {v}" for k, v in method_hparams(facts["method"], facts["train"]).items()]
         if selection:
             out.append(f"\nSelected checkpoint: step {selection.get('step')} "
-                       f"({selection.get('metric')} = {selection.get('value')}, mode {selection.get('mode', 'min')}).\n")
+                       f"({selection.get('metric')} = {_metric(selection.get('value'))}, "
+                       f"mode {selection.get('mode', 'min')}).\n")
         else:
             out.append("")
     else:

@@ -40,21 +40,21 @@ def _read_csv(path: str | Path, required: Iterable[str], numeric: Iterable[str])
     return df
 
 
-def suite_of(path: str | Path) -> str:
-    """results/jglue/<suite>/<model>/scores.csv -> <suite> (empty when the path has no suite)."""
-    parts = Path(path).parts
-    return parts[-3] if len(parts) >= 3 else ""
-
-
 def read_jglue_scores(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """Concatenate JGLUE scores.csv files, adding `suite` (from the path) and `path`."""
+    """Concatenate JGLUE scores.csv files, adding `path`.
+
+    The suite of each row is the file's `suite` column, written by the JGLUE stage; a file
+    without it is an error (the report never reads a suite back from a path).
+    """
     frames = []
     for p in paths:
         df = _read_csv(p, ("model", "task", "metric", "value"), ("value", "stderr", "n", "num_fewshot"))
+        if "suite" not in df.columns:
+            raise DataError(f"{p}:1: no 'suite' column (header: {list(df.columns)}); the JGLUE stage writes "
+                            "scores.csv with the suite each row was evaluated in")
         for col in JGLUE_COLUMNS:
             if col not in df.columns:
                 df[col] = float("nan") if col in ("stderr", "n", "num_fewshot") else ""
-        df["suite"] = suite_of(p)
         df["path"] = str(p)
         frames.append(df)
     if not frames:

@@ -6,6 +6,7 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import matplotlib.ticker
@@ -106,35 +107,61 @@ def training_curves(history: pd.DataFrame, path: str | Path, *, title: str = "",
     return _save(fig, path)
 
 
-def sweep_params(name: str, sweep: str) -> dict[str, str]:
-    """`<sweep>~train.lora_r=8~train.learning_rate=1e-4` -> {train.lora_r: '8', ...}."""
-    parts = name.split("~")
-    if parts[0] != sweep or len(parts) < 2:
-        return {}
-    out = {}
-    for p in parts[1:]:
-        key, sep, value = p.partition("=")
-        if not sep:
-            raise DataError(f"sweep model '{name}': part '{p}' is not key=value")
-        out[key] = value
-    return out
+def sweep_frame(values: pd.Series, points: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Rows of a sweep's points: one column per parameter plus `value` and `model`.
 
-
-def _num(v: str) -> float | str:
-    try:
-        return float(v)
-    except ValueError:
-        return v
-
-
-def sweep_frame(values: pd.Series, sweep: str) -> pd.DataFrame:
-    """Rows of the sweep's points: one column per parameter plus `value`."""
+    `values` is a table column indexed by model; `points` maps each point's model to its
+    parameter values (given by the config, never read back from the model's name).
+    """
     rows = []
-    for model, v in values.items():
-        params = sweep_params(str(model), sweep)
-        if params and pd.notna(v):
-            rows.append({**{k: _num(x) for k, x in params.items()}, "value": float(v), "model": model})
+    for model, params in points.items():
+        v = values.get(model)
+        if v is not None and pd.notna(v):
+            rows.append({**{k: _plain(x) for k, x in params.items()}, "value": float(v), "model": model})
     return pd.DataFrame(rows)
+
+
+def _plain(v: Any) -> float | str:
+    """A value a plot axis can hold: numbers as floats, anything else as its spelling."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        from jaflow.config.sweeps import format_value
+
+        return v if isinstance(v, str) else format_value(v)
+    return float(v)
+
+
+def published_vs_reproduced(points: list[dict[str, Any]], path: str | Path, *, title: str = "") -> Path:
+    """Each published number (x) against the reproduced one (y, with its stderr), and the diagonal."""
+    shown = [p for p in points if p["reproduced"] is not None]
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    if not shown:  # e.g. a judge whose every rating failed: say so rather than fail the report
+        ax.text(0.5, 0.5, "no reproduced value for any published number", ha="center", va="center",
+                color="tab:red", transform=ax.transAxes)
+        ax.set_title(title)
+        return _save(fig, path)
+    xs = [p["published"] for p in shown]
+    ys = [p["reproduced"] for p in shown]
+    errs = [p["stderr"] if p["stderr"] is not None else 0.0 for p in shown]
+    for model in dict.fromkeys(p["label"] for p in shown):
+        sel = [i for i, p in enumerate(shown) if p["label"] == model]
+        ax.errorbar([xs[i] for i in sel], [ys[i] for i in sel], yerr=[errs[i] for i in sel], fmt="o", capsize=3,
+                    label=model)
+    for p in shown:
+        ax.annotate(p["column"], (p["published"], p["reproduced"]), textcoords="offset points", xytext=(5, 4),
+                    fontsize="small")
+    lo = min(min(xs), min(y - e for y, e in zip(ys, errs, strict=True)))
+    hi = max(max(xs), max(y + e for y, e in zip(ys, errs, strict=True)))
+    pad = (hi - lo) * 0.08 or 0.05
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "--", color="grey", linewidth=1, label="reproduced = published")
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlabel("published (model card)")
+    ax.set_ylabel("reproduced (this run, ± stderr)")
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def sweep_lines(points: pd.DataFrame, metric: str, path: str | Path, *, title: str = "") -> Path:

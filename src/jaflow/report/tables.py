@@ -10,6 +10,7 @@ person would, not as binary floating point would.
 from __future__ import annotations
 
 import csv
+import html
 import io
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
@@ -53,6 +54,7 @@ class Cell:
     stderr: float | None = None
     text: str = MISSING
     bold: bool = False
+    kind: str = ""  # "published" or "delta" for the cells of a card's published numbers
 
     @property
     def display(self) -> str:
@@ -69,6 +71,26 @@ class Table:
     rows: list[list[Cell]]
     caption: str = ""
     numbers: pd.DataFrame = field(default_factory=pd.DataFrame)  # rows x value columns, unrounded
+    header_kinds: list[str] = field(default_factory=list)  # per header cell: "", "published", "delta"
+    published: list[dict[str, Any]] = field(default_factory=list)  # points of the published figure
+
+    def to_html(self) -> str:
+        """An HTML table: bold kept, published cells and Δ cells marked (Δ coloured by sign)."""
+        def td(c: Cell, tag: str = "td") -> str:
+            text = html.escape(c.text)
+            if c.bold and c.text not in ("", MISSING):
+                text = f"<strong>{text}</strong>"
+            cls = [c.kind] if c.kind else []
+            if c.kind == "delta" and c.value is not None:
+                cls.append("pos" if c.value > 0 else "neg" if c.value < 0 else "zero")
+            attr = f' class="{" ".join(cls)}"' if cls else ""
+            return f"<{tag}{attr}>{text}</{tag}>"
+
+        kinds = self.header_kinds or [""] * len(self.header)
+        head = "".join(td(Cell(text=h, kind=k), "th") for h, k in zip(self.header, kinds, strict=True))
+        body = "\n".join("<tr>" + td(row[0], "th") + "".join(td(c) for c in row[1:]) + "</tr>" for row in self.rows)
+        return (f'<table class="jaflow-table" id="table-{html.escape(self.name)}">\n'
+                f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>\n")
 
     def to_markdown(self) -> str:
         lines = ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
@@ -319,17 +341,21 @@ def build_table(spec: dict[str, Any], jglue: pd.DataFrame, mtbench: pd.DataFrame
             unknown = [k for k in pub if k not in [lab for lab, _, _ in vcols]]
             if unknown:
                 raise ConfigError(f"reports.tables.{spec['name']}.published.{m}: unknown column(s) {unknown} (columns: {[v[0] for v in vcols]})")
-            pcells = [Cell(text=f"{labels.get(m, m)} (published)")] + [Cell(text="") for _ in info_cols]
-            dcells = [Cell(text=f"{labels.get(m, m)} (Δ reproduced − published)")] + [Cell(text="") for _ in info_cols]
+            pcells = [Cell(text=f"{labels.get(m, m)} (published)", kind="published")]
+            pcells += [Cell(text="", kind="published") for _ in info_cols]
+            dcells = [Cell(text=f"{labels.get(m, m)} (Δ reproduced − published)", kind="delta")]
+            dcells += [Cell(text="", kind="delta") for _ in info_cols]
             for (lab, dec, _), v in zip(vcols, vals, strict=True):
                 p = pub.get(lab)
-                pcells.append(Cell(value=p, text=MISSING if p is None else format_number(p, dec, rounding, zeros)))
+                pcells.append(Cell(value=p, text=MISSING if p is None else format_number(p, dec, rounding, zeros),
+                                   kind="published"))
                 if p is None or v is None:
-                    dcells.append(Cell(text=MISSING))
+                    dcells.append(Cell(text=MISSING, kind="delta"))
                 else:
                     shown = Decimal(format_number(v, dec, rounding))
                     diff = shown - _dec(p)
-                    dcells.append(Cell(value=float(diff), text=format_number(diff, dec, rounding, zeros, sign=True)))
+                    dcells.append(Cell(value=float(diff), text=format_number(diff, dec, rounding, zeros, sign=True),
+                                      kind="delta"))
             body += [("published", pcells), ("diff", dcells)]
 
     if spec.get("bold_best", False):
@@ -350,7 +376,35 @@ def build_table(spec: dict[str, Any], jglue: pd.DataFrame, mtbench: pd.DataFrame
         header = [header[0]] + [r[0].text for r in rows]
         row_names = [*info_cols, *(v[0] for v in vcols)]
         rows = [[Cell(text=h)] + [r[i] for r in rows] for i, h in enumerate(row_names, start=1)]
-    elif spec.get("layout", "models_as_rows") != "models_as_rows":
+        kinds = [r[0].kind for r in [cells for _, cells in body]]
+        header_kinds = ["", *kinds]
+    else:
+        header_kinds = [""] * len(header)
+    if spec.get("layout", "models_as_rows") not in ("models_as_rows", "tasks_as_rows"):
         raise ConfigError(f"reports.tables.{spec['name']}.layout: '{spec['layout']}' is not models_as_rows or tasks_as_rows")
     return Table(name=spec["name"], title=spec.get("title", spec["name"]), header=header, rows=rows,
-                 caption=spec.get("caption", ""), numbers=numbers)
+                 caption=spec.get("caption", ""), numbers=numbers, header_kinds=header_kinds,
+                 published=_published_points(spec, published, models, vcols, values, errs, col_labels, labels))
+
+
+def _published_points(spec, published, models, vcols, values, errs, col_labels, labels) -> list[dict[str, Any]]:
+    """(model, column, published, reproduced, stderr) for the published-vs-reproduced figure."""
+    out = []
+    for m in models:
+        for lab, _, a in vcols:
+            p = (published.get(m) or {}).get(lab)
+            if p is None:
+                continue
+            if a:
+                idx = [col_labels.index(x) for x in a.over]
+                vals = [values.loc[m, j] for j in idx]
+                v = None if any(x is None or pd.isna(x) for x in vals) else float(sum(vals, Decimal(0)) / len(vals))
+                err = None
+            else:
+                j = col_labels.index(lab)
+                v = None if values.loc[m, j] is None or pd.isna(values.loc[m, j]) else float(values.loc[m, j])
+                e = errs.loc[m, j]
+                err = None if e is None or pd.isna(e) else float(e)
+            out.append({"model": m, "label": labels.get(m, m), "column": lab, "published": float(p),
+                        "reproduced": v, "stderr": err})
+    return out

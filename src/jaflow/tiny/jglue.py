@@ -25,8 +25,12 @@ THINGS = ["りんご", "みかん", "ぶどう", "もも", "なし"]
 
 
 def review(rnd: random.Random, positive: bool) -> str:
-    words = [rnd.choice(FILLER) for _ in range(rnd.randint(4, 7))]
-    words.insert(rnd.randint(0, len(words)), rnd.choice(POSITIVE if positive else NEGATIVE))
+    """A few filler words among several words of one polarity (the label). The polarity is in
+    most of the review's tokens, so even a tiny model's near-uniform attention carries it to the
+    answer: a QLoRA adapter learns the task in the demo's few steps."""
+    words = [rnd.choice(POSITIVE if positive else NEGATIVE) for _ in range(rnd.randint(3, 5))]
+    for _ in range(rnd.randint(1, 2)):
+        words.insert(rnd.randint(0, len(words)), rnd.choice(FILLER))
     return "".join(words) + "。"
 
 

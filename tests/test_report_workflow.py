@@ -187,14 +187,14 @@ def test_demo_tells_the_truth(finished_demo):
     """The default config's tuned model beats its base on a JGLUE task by a margin the paired
     bootstrap calls significant, and the tiny judge rates the two models' answers differently,
     so the radar chart has two different polygons."""
-    out = finished_demo / "results/reports/demo"
+    out = finished_demo / "results/demo/reports/demo"
     boot = pd.read_csv(out / "tables/bootstrap.csv")
     wins = boot[(boot.model_a == "tiny_qlora") & (boot.model_b == "tiny_llama") & boot.significant & (boot["diff"] > 0)]
     assert not wins.empty, boot.to_string()
     assert "yes" in (out / "tables/bootstrap.md").read_text()
 
     mt = pd.concat(
-        pd.read_csv(p) for p in sorted((finished_demo / "results/mtbench/japanese_mt_bench/scores/tiny_judge").glob("*.csv")))
+        pd.read_csv(p) for p in sorted((finished_demo / "results/demo/mtbench/japanese_mt_bench/scores/tiny_judge").glob("*.csv")))
     turn1 = mt[(mt.turn.astype(str) == "1") & (mt.category != "avg_score")]
     grid = turn1.pivot_table(index="model", columns="category", values="score")
     assert set(grid.index) == {"tiny_llama", "tiny_qlora"} and grid.notna().all().all(), mt.to_string()
@@ -203,9 +203,9 @@ def test_demo_tells_the_truth(finished_demo):
     from jaflow.tiny.judge import rating
 
     judged = [json.loads(line) for p in sorted(
-        (finished_demo / "results/mtbench/japanese_mt_bench/model_judgment/tiny_judge").glob("*.jsonl")) for line in p.open()]
+        (finished_demo / "results/demo/mtbench/japanese_mt_bench/model_judgment/tiny_judge").glob("*.jsonl")) for line in p.open()]
     answers = {}
-    for p in (finished_demo / "results/mtbench/japanese_mt_bench/model_answer").glob("*.jsonl"):
+    for p in (finished_demo / "results/demo/mtbench/japanese_mt_bench/model_answer").glob("*.jsonl"):
         for line in p.open():
             a = json.loads(line)
             answers[(a["model_id"], a["question_id"])] = a["choices"][0]["turns"][0]
@@ -221,7 +221,7 @@ def test_no_op_rerun_prints_where_everything_is(finished_demo):
     out = proc.stdout + proc.stderr
     assert "Nothing to be done" in out
     summary = out[out.index("jaflow outputs:"):]
-    for text in ("results/reports/demo/ (index.md", "snakemake --report report.html", "job logs: logs/",
-                 "JGLUE scores: results/jglue/", "MT-Bench scores: results/mtbench/"):
+    for text in ("results/demo/reports/demo/ (index.md", "snakemake --report report.html", "job logs: logs/demo/",
+                 "JGLUE scores: results/demo/jglue/", "MT-Bench scores: results/demo/mtbench/"):
         assert text in summary, text
     assert out.count("jaflow outputs:") == 1

@@ -112,12 +112,18 @@ def precision_flags(train: dict[str, Any], method: str) -> dict[str, bool]:
 
 
 def training_arguments(
-    train: dict[str, Any], method: str, output_dir: str | Path, seed: int, select_metric: str = "eval_loss"
+    train: dict[str, Any], method: str, output_dir: str | Path, seed: int, select_metric: str = "eval_loss",
+    **extra: Any,
 ) -> TrainingArguments:
-    """TrainingArguments from a `train:` block: evaluate and save every `eval_steps`."""
+    """TrainingArguments from a `train:` block: evaluate and save every `eval_steps`; `extra`
+    (jaflow.train.distributed.training_kwargs) wins over the block's own settings."""
     report_to = list(train.get("report_to") or []) or "none"
     best = {"metric_for_best_model": "eval_loss", "greater_is_better": False} if select_metric == "eval_loss" else {}
-    return TrainingArguments(
+    return TrainingArguments(**_arguments(train, method, output_dir, seed, report_to, best) | extra)
+
+
+def _arguments(train, method, output_dir, seed, report_to, best) -> dict[str, Any]:
+    return dict(
         output_dir=str(output_dir),
         max_steps=train.get("max_steps", 1000),
         num_train_epochs=train.get("num_train_epochs", 1),

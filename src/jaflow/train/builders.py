@@ -68,6 +68,11 @@ def load_model(model_args: dict[str, Any], method: str, train: dict[str, Any]):
         kwargs["device_map"] = _device_map() or {"": "cpu"}
     elif method == "lora":
         kwargs["dtype"] = compute_dtype(train.get("compute_dtype", "auto"))
+    elif method == "lisa":  # jaflow-dist hook: compute dtype, fp32 masters only for what trains
+        from jaflow.train import distributed, lisa
+
+        compute = compute_dtype(train.get("compute_dtype", "auto"))
+        kwargs["dtype"] = lisa.held_dtype(distributed.filled(train), compute, distributed.world_size())
     else:
         kwargs["dtype"] = torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_args["pretrained"], **kwargs)

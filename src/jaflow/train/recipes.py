@@ -86,7 +86,7 @@ def full(job: TrainJob):
 def lisa_recipe(job: TrainJob):
     # Every parameter stays trainable here: the optimizer must register all layers (LMFlow#726).
     model = builders.load_model(job.model, "lisa", job.train)
-    cb = lisa.LisaCallback(model, job.train.get("lisa_layers", 2), job.train.get("lisa_interval", 20), job.run_seed)
+    cb = lisa.callback(model, job.train, job.run_seed)  # jaflow-dist hook
     return model, [cb]
 
 
@@ -171,7 +171,7 @@ def write_outputs(job: TrainJob, trainer: Trainer) -> None:
     log.info("rank %d wrote %s", trainer.args.process_index, out)
     if job.method == "lisa":
         cb = next(c for c in trainer.callback_handler.callbacks if isinstance(c, lisa.LisaCallback))
-        rows = lisa.schedule(len(cb.layers), cb.n_active, cb.interval, cb.seed, trainer.state.global_step)
+        rows = cb.rows(trainer.state.global_step)  # jaflow-dist hook
         write_lisa_layers(out / "lisa_layers.csv", rows)
 
 

@@ -121,3 +121,76 @@ def test_schedule_is_seeded_and_uniform():
     for k in range(2000):
         counts[lisa.sample_layers(32, 8, 0, k)] += 1
     assert (counts / 2000 - 0.25).abs().max() < 0.04  # each layer active ~γ/L of the time
+
+
+class DtypeRecorder(TrainerCallback):
+    """Per step: dtype and gradient of every decoder layer, which parameters hold Adam state."""
+
+    def __init__(self, model, lisa_cb):
+        self.model, self.lisa_cb, self.steps = model, lisa_cb, []
+
+    def on_pre_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
+        layers = lisa.find_layers(self.model)
+        self._grads = {i: {p.grad is not None for p in layer.parameters()} for i, layer in enumerate(layers)}
+
+    def on_step_end(self, args, state, control, optimizer=None, **kwargs):
+        layers = lisa.find_layers(self.model)
+        self.steps.append({
+            "active": list(self.lisa_cb.active),
+            "dtypes": {i: {p.dtype for p in layer.parameters()} for i, layer in enumerate(layers)},
+            "grads": self._grads,
+            "state_layers": {i for i, layer in enumerate(layers) if any(p in optimizer.state for p in layer.parameters())},
+            "always_dtypes": {p.dtype for p in self.lisa_cb.always},
+        })
+
+
+def test_lean_lisa_holds_frozen_layers_in_compute_dtype(train_world, tmp_path):  # noqa: F811
+    """bf16 held model (autocast on CPU): fp32 masters, gradients and Adam state only for the
+    active layers + embeddings/norm/head; a switched-out layer goes back to bf16 without state."""
+    seed, _ = comeback_seed()
+    job = make_job(train_world, tmp_path / "lean", "lisa", max_steps=2 * INTERVAL, eval_steps=100,
+                   lisa_layers=N_ACTIVE, lisa_interval=INTERVAL, seed=seed, compute_dtype="bfloat16",
+                   precision="bf16", logging_steps=1)
+    trainer = build_trainer(job)
+    lisa_cb = next(c for c in trainer.callback_handler.callbacks if isinstance(c, lisa.LisaCallback))
+    rec = DtypeRecorder(trainer.model, lisa_cb)
+    trainer.add_callback(rec)
+    trainer.train()
+    assert len(rec.steps) == 2 * INTERVAL
+    for s in rec.steps:
+        for i in range(N_LAYERS):
+            on = i in s["active"]
+            assert s["dtypes"][i] == ({torch.float32} if on else {torch.bfloat16}), (i, s)
+            assert s["grads"][i] == {on}, (i, s)
+        assert s["state_layers"] == set(s["active"])
+        assert s["always_dtypes"] == {torch.float32}
+    assert rec.steps[0]["active"] != rec.steps[INTERVAL]["active"]  # a real switch happened
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    assert losses and all(x == x for x in losses)  # finite, it trained
+
+
+def test_lmflow_variant_reproduces_lmflow_726(train_world, tmp_path):  # noqa: F811
+    """lisa_variant lmflow: layers frozen before the optimizer exists, so no decoder layer is in
+    the optimizer or ever changes, and the loss curve is (nearly) the same for γ = 1 and γ = 3."""
+    curves = []
+    for gamma in (1, 3):
+        job = make_job(train_world, tmp_path / f"lmflow{gamma}", "lisa", max_steps=4, eval_steps=100,
+                       logging_steps=1, lisa_layers=gamma, lisa_interval=2, lisa_variant="lmflow",
+                       max_grad_norm=1e9)
+        trainer = build_trainer(job)
+        layers = lisa.find_layers(trainer.model)
+        before = {n: p.detach().clone() for n, p in layers.named_parameters()}
+        registered = []
+        rec = type("R", (TrainerCallback,), {"on_train_begin": lambda self, a, s, c, optimizer=None, **k: registered.extend(
+            id(p) for g in optimizer.param_groups for p in g["params"])})()
+        trainer.add_callback(rec)
+        trainer.train()
+        assert not {id(p) for p in layers.parameters()} & set(registered)
+        assert all(torch.equal(before[n], p) for n, p in layers.named_parameters())
+        emb = trainer.model.get_input_embeddings().weight
+        assert id(emb) in registered
+        curves.append([e["loss"] for e in trainer.state.log_history if "loss" in e])
+    # The sampled layers still get gradients; they would only enter through the gradient-norm
+    # clip, switched off here (max_grad_norm 1e9), so nothing of γ reaches the weights.
+    assert len(curves[0]) == 4 and curves[0][0] - curves[0][-1] > 0.1
+    assert max(abs(a - b) for a, b in zip(*curves, strict=True)) < 1e-6, curves

@@ -99,6 +99,7 @@ def deepspeed_config(dist: Mapping[str, Any]) -> dict[str, Any]:
         "bf16": {"enabled": "auto"},
         "fp16": {"enabled": "auto"},
         "zero_optimization": zero,
+        "zero_allow_untested_optimizer": True,  # the Trainer's own AdamW (train.optim)
     }
 
 
@@ -114,6 +115,13 @@ def check(train: Mapping[str, Any], method: str) -> None:
         raise ConfigError(
             "train.distributed: qlora with deepspeed zero_stage 3 is not supported by jaflow "
             "(use strategy fsdp, which shards the 4-bit weights stored as bf16, or zero_stage 2)"
+        )
+    if method == "lisa" and strategy == "deepspeed":
+        raise ConfigError(
+            "train.distributed: lisa with strategy deepspeed is not supported: ZeRO builds its fp32 "
+            "partitions and Adam moments for every trainable parameter when it starts and steps them "
+            "all, so a frozen layer keeps moving on its momentum and holds its state; use strategy "
+            "fsdp (per-parameter sharding, frozen layers get no gradient and no state)"
         )
     if method == "qlora" and strategy == "fsdp" and int(train["bits"]) == 8:
         raise ConfigError(
@@ -218,7 +226,9 @@ def local_bytes(t) -> int:
     """Bytes this rank stores for `t` (its shard, for an FSDP2 DTensor)."""
     if t is None:
         return 0
-    if is_sharded(t):
+    if hasattr(t, "ds_tensor"):  # a DeepSpeed ZeRO-3 parameter: this rank's partition
+        t = t.ds_tensor
+    elif is_sharded(t):
         t = t.to_local()
     return t.numel() * t.element_size()
 

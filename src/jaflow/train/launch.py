@@ -60,21 +60,20 @@ def nnodes(env: Mapping[str, str] | None = None) -> int:
 
 
 def head_node(env: Mapping[str, str] | None = None) -> str:
-    """First host of the Slurm allocation (`scontrol show hostnames $SLURM_JOB_NODELIST`)."""
+    """Address of the allocation's first node: the first of `scontrol show hostnames
+    $SLURM_JOB_NODELIST`, as its NodeAddr (which Slurm sets to the node name unless the site
+    gives another address)."""
     env = os.environ if env is None else env
     nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
     if not nodelist:
-        raise RuntimeError(
-            "multi-node training runs inside a Slurm allocation: SLURM_JOB_NODELIST is not set"
-        )
-    out = subprocess.run(
-        ["scontrol", "show", "hostnames", nodelist],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=dict(env),
-    )
-    return out.stdout.split()[0]
+        raise RuntimeError("multi-node training runs inside a Slurm allocation: SLURM_JOB_NODELIST is not set")
+
+    def scontrol(*args: str) -> str:
+        return subprocess.run(["scontrol", *args], check=True, capture_output=True, text=True, env=dict(env)).stdout
+
+    first = scontrol("show", "hostnames", nodelist).split()[0]
+    fields = dict(kv.split("=", 1) for kv in scontrol("show", "node", "-o", first).split() if "=" in kv)
+    return fields.get("NodeAddr") or first
 
 
 def torchrun_command(
@@ -112,15 +111,13 @@ def launch_command(
         )
     port = env.get("JAFLOW_RDZV_PORT") or RDZV_PORT
     rdzv = f"{head_node(env)}:{port}"
-    srun = [
-        "srun",
-        f"--nodes={nodes}",
-        f"--ntasks={nodes}",
-        "--ntasks-per-node=1",
-        "--kill-on-bad-exit=1",
-    ]
-    if env.get("JAFLOW_SRUN_OVERSUBSCRIBE"):  # test clusters: several "nodes" as tasks on one host
-        srun = ["srun", "--nodes=1", f"--ntasks={nodes}", "--overcommit", "--kill-on-bad-exit=1"]
+    # One torchrun per node. JAFLOW_NNODES above the allocation's node count (a test on one
+    # host) puts several of these "nodes" on one Slurm node, through the same srun.
+    alloc = int(env.get("SLURM_JOB_NUM_NODES") or env.get("SLURM_NNODES") or nodes)
+    if nodes % alloc:
+        raise ConfigError(f"JAFLOW_NNODES={nodes} does not split over the allocation's {alloc} nodes")
+    srun = ["srun", f"--nodes={alloc}", f"--ntasks={nodes}", f"--ntasks-per-node={nodes // alloc}",
+            "--kill-on-bad-exit=1"]
     return srun + torchrun_command(job_file, n, nodes, rdzv, env.get("SLURM_JOB_ID") or "jaflow")
 
 

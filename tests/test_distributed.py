@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from jaflow.errors import ConfigError
 from train_world import train_world  # noqa: F401  (fixture)
 
+from jaflow.errors import ConfigError
 from jaflow.train import distributed
 from jaflow.train.launch import launch_command, nproc, torchrun_command
 
@@ -16,11 +15,25 @@ def block(**kw):
 
 
 def test_global_batch_gives_accumulation():
-    assert distributed.accumulation_steps(block(global_batch_size=64, per_device_train_batch_size=8), 8) == 1
-    assert distributed.accumulation_steps(block(global_batch_size=64, per_device_train_batch_size=8), 2) == 4
-    assert distributed.accumulation_steps(block(gradient_accumulation_steps=3), 8) == 3  # no global batch
+    assert (
+        distributed.accumulation_steps(
+            block(global_batch_size=64, per_device_train_batch_size=8), 8
+        )
+        == 1
+    )
+    assert (
+        distributed.accumulation_steps(
+            block(global_batch_size=64, per_device_train_batch_size=8), 2
+        )
+        == 4
+    )
+    assert (
+        distributed.accumulation_steps(block(gradient_accumulation_steps=3), 8) == 3
+    )  # no global batch
     with pytest.raises(ConfigError, match="train.global_batch_size"):
-        distributed.accumulation_steps(block(global_batch_size=64, per_device_train_batch_size=6), 2)
+        distributed.accumulation_steps(
+            block(global_batch_size=64, per_device_train_batch_size=6), 2
+        )
 
 
 def test_deepspeed_config_generation():
@@ -30,7 +43,10 @@ def test_deepspeed_config_generation():
     assert "offload_optimizer" not in z3["zero_optimization"]
     assert z3["bf16"] == {"enabled": "auto"} and z3["gradient_accumulation_steps"] == "auto"
     off = distributed.deepspeed_config(
-        block(distributed={"strategy": "deepspeed", "zero_stage": 2, "cpu_offload": True})["distributed"])
+        block(distributed={"strategy": "deepspeed", "zero_stage": 2, "cpu_offload": True})[
+            "distributed"
+        ]
+    )
     assert off["zero_optimization"]["stage"] == 2
     assert off["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
     assert "offload_param" not in off["zero_optimization"]  # parameters are whole at stage 2
@@ -42,18 +58,28 @@ def test_fsdp_kwargs_name_the_decoder_layer(train_world):  # noqa: F811
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(train_world["llama"])
-    kw = distributed.training_kwargs({"distributed": {"strategy": "fsdp"}, "gradient_checkpointing": True},
-                                     "full", model)
+    kw = distributed.training_kwargs(
+        {"distributed": {"strategy": "fsdp"}, "gradient_checkpointing": True}, "full", model
+    )
     assert kw["fsdp_config"]["transformer_layer_cls_to_wrap"] == ["LlamaDecoderLayer"]
-    assert kw["fsdp_config"]["version"] == 2 and kw["fsdp_config"]["state_dict_type"] == "FULL_STATE_DICT"
+    assert (
+        kw["fsdp_config"]["version"] == 2
+        and kw["fsdp_config"]["state_dict_type"] == "FULL_STATE_DICT"
+    )
     # FSDP's own activation checkpointing instead of the model's, never both
-    assert kw["fsdp_config"]["activation_checkpointing"] is True and kw["activation_checkpointing"] is False
+    assert (
+        kw["fsdp_config"]["activation_checkpointing"] is True
+        and kw["activation_checkpointing"] is False
+    )
 
 
-@pytest.mark.parametrize("method,dist,match", [
-    ("lisa", {"strategy": "deepspeed"}, "lisa with strategy deepspeed"),
-    ("qlora", {"strategy": "deepspeed", "zero_stage": 3}, "qlora with deepspeed zero_stage 3"),
-])
+@pytest.mark.parametrize(
+    "method,dist,match",
+    [
+        ("lisa", {"strategy": "deepspeed"}, "lisa with strategy deepspeed"),
+        ("qlora", {"strategy": "deepspeed", "zero_stage": 3}, "qlora with deepspeed zero_stage 3"),
+    ],
+)
 def test_refused_combinations(method, dist, match):
     with pytest.raises(ConfigError, match=match):
         distributed.training_kwargs({"distributed": dist}, method)
@@ -61,7 +87,9 @@ def test_refused_combinations(method, dist, match):
 
 def test_qlora_8bit_fsdp_refused():
     with pytest.raises(ConfigError, match="bits 8"):
-        distributed.training_kwargs({"distributed": {"strategy": "fsdp"}, "bits": 8}, "qlora", object())
+        distributed.training_kwargs(
+            {"distributed": {"strategy": "fsdp"}, "bits": 8}, "qlora", object()
+        )
 
 
 def test_multi_node_launch_command(tmp_path):
@@ -69,7 +97,10 @@ def test_multi_node_launch_command(tmp_path):
     with pytest.raises(ConfigError, match="resources.gpu"):
         nproc({"gpu": 9, "nodes": 2}, env={})
     cmd = torchrun_command(tmp_path / "job.json", 8, nodes=2, rdzv="node1:29400", rdzv_id="77")
-    assert cmd[cmd.index("--nnodes") + 1] == "2" and cmd[cmd.index("--rdzv_endpoint") + 1] == "node1:29400"
+    assert (
+        cmd[cmd.index("--nnodes") + 1] == "2"
+        and cmd[cmd.index("--rdzv_endpoint") + 1] == "node1:29400"
+    )
     assert "--standalone" not in cmd and cmd[cmd.index("--rdzv_backend") + 1] == "c10d"
     single = launch_command(tmp_path / "job.json", 2)
     assert "--standalone" in single and "srun" not in single

@@ -10,8 +10,8 @@ cluster talks only to itself.
 from __future__ import annotations
 
 import getpass
-import json
 import hashlib
+import json
 import os
 import re
 import shutil

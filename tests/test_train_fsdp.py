@@ -156,18 +156,32 @@ def test_fsdp_sigkill_resume_equals_uninterrupted(train_world, tmp_path, dist_en
 
 def test_deepspeed_zero3_two_ranks_equal_one_process(train_world, tmp_path, dist_env):  # noqa: F811
     """DeepSpeed ZeRO-3 runs on CPU here (its CPU accelerator, gloo): same curve as one process."""
-    pytest.importorskip("deepspeed", reason="deepspeed is an optional dependency (pip install deepspeed)")
+    pytest.importorskip(
+        "deepspeed", reason="deepspeed is an optional dependency (pip install deepspeed)"
+    )
     one = single_job(train_world, tmp_path / "one", "full")
     run(one, 1)
-    two = make_job(train_world, tmp_path / "ds", "full", max_steps=4, eval_steps=2, logging_steps=1,
-                   per_device_train_batch_size=4, global_batch_size=8,
-                   distributed={"strategy": "deepspeed", "zero_stage": 3})
+    two = make_job(
+        train_world,
+        tmp_path / "ds",
+        "full",
+        max_steps=4,
+        eval_steps=2,
+        logging_steps=1,
+        per_device_train_batch_size=4,
+        global_batch_size=8,
+        distributed={"strategy": "deepspeed", "zero_stage": 3},
+    )
     run(two, 2)
     a, b = losses(tmp_path / "one"), losses(tmp_path / "ds")
     assert len(a) == len(b) == 4
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < TOL, (a, b)
-    layout = json.loads((tmp_path / "ds" / "trainer_state.json").read_text())["stateful_callbacks"]["BatchLayout"]
-    one_layout = json.loads((tmp_path / "one" / "trainer_state.json").read_text())["stateful_callbacks"]["BatchLayout"]
+    layout = json.loads((tmp_path / "ds" / "trainer_state.json").read_text())["stateful_callbacks"][
+        "BatchLayout"
+    ]
+    one_layout = json.loads((tmp_path / "one" / "trainer_state.json").read_text())[
+        "stateful_callbacks"
+    ]["BatchLayout"]
     ratio = layout["args"]["parameter_bytes_rank0"] / one_layout["args"]["parameter_bytes_rank0"]
     assert 0.4 < ratio < 0.6  # ZeRO-3 partitions: rank 0 holds about half
     # the consolidated weights of the last checkpoint load as a plain HF model

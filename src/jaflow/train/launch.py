@@ -66,13 +66,19 @@ def head_node(env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
     if not nodelist:
-        raise RuntimeError("multi-node training runs inside a Slurm allocation: SLURM_JOB_NODELIST is not set")
+        raise RuntimeError(
+            "multi-node training runs inside a Slurm allocation: SLURM_JOB_NODELIST is not set"
+        )
 
     def scontrol(*args: str) -> str:
-        return subprocess.run(["scontrol", *args], check=True, capture_output=True, text=True, env=dict(env)).stdout
+        return subprocess.run(
+            ["scontrol", *args], check=True, capture_output=True, text=True, env=dict(env)
+        ).stdout
 
     first = scontrol("show", "hostnames", nodelist).split()[0]
-    fields = dict(kv.split("=", 1) for kv in scontrol("show", "node", "-o", first).split() if "=" in kv)
+    fields = dict(
+        kv.split("=", 1) for kv in scontrol("show", "node", "-o", first).split() if "=" in kv
+    )
     return fields.get("NodeAddr") or first
 
 
@@ -115,9 +121,16 @@ def launch_command(
     # host) puts several of these "nodes" on one Slurm node, through the same srun.
     alloc = int(env.get("SLURM_JOB_NUM_NODES") or env.get("SLURM_NNODES") or nodes)
     if nodes % alloc:
-        raise ConfigError(f"JAFLOW_NNODES={nodes} does not split over the allocation's {alloc} nodes")
-    srun = ["srun", f"--nodes={alloc}", f"--ntasks={nodes}", f"--ntasks-per-node={nodes // alloc}",
-            "--kill-on-bad-exit=1"]
+        raise ConfigError(
+            f"JAFLOW_NNODES={nodes} does not split over the allocation's {alloc} nodes"
+        )
+    srun = [
+        "srun",
+        f"--nodes={alloc}",
+        f"--ntasks={nodes}",
+        f"--ntasks-per-node={nodes // alloc}",
+        "--kill-on-bad-exit=1",
+    ]
     return srun + torchrun_command(job_file, n, nodes, rdzv, env.get("SLURM_JOB_ID") or "jaflow")
 
 

@@ -331,6 +331,7 @@ rule all:
 rule train:
     output: "train.txt"
     log: "logs/train.log"
+    resources: gpu=1, nodes=1
     shell: "echo gpus=${{CUDA_VISIBLE_DEVICES:-none}} > {output}"
 
 rule jglue:
@@ -412,7 +413,7 @@ def test_multi_node_training_through_srun(slurm_cluster, tmp_path, tiny_model):
     assert info["JobState"] == "COMPLETED" and info["NumTasks"] == "2", info
     assert "rank 0/2: two (full)" in log and "rank 1/2: two (full)" in log, log[-3000:]
     launched = next(line for line in log.splitlines() if "launching 2 node(s)" in line)
-    assert "srun --nodes=1 --ntasks=2 --ntasks-per-node=2" in launched and "--rdzv_backend c10d" in launched
+    assert "srun --nodes=1 --ntasks=2 --ntasks-per-node=2 --overlap" in launched and "--rdzv_backend c10d" in launched
     state = json.loads((tmp_path / "two" / "trainer_state.json").read_text())
     layout = state["stateful_callbacks"]["BatchLayout"]["args"]
     assert layout["world_size"] == 2 and layout["gradient_accumulation_steps"] == 1

@@ -267,3 +267,9 @@ def enable_cpu_fsdp() -> None:
 
     AcceleratorState.__init__ = init
     _CPU_FSDP = True
+
+
+def job_resources(train: Mapping[str, Any]) -> dict[str, int]:
+    """The train rule's Slurm resources from `train.distributed`: GPUs in all, and nodes."""
+    dist = filled(train)["distributed"]
+    return {"gpu": int(dist["nodes"]) * int(dist["gpus_per_node"]), "nodes": int(dist["nodes"])}

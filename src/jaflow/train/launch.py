@@ -50,13 +50,36 @@ def nproc(resources: Mapping[str, Any] | None = None, env: Mapping[str, str] | N
     return 1
 
 
+def slurm_job(env: Mapping[str, str]) -> dict[str, str]:
+    """`scontrol show job $SLURM_JOB_ID` as key -> value; {} outside a Slurm job. Inside a
+    Snakemake Slurm job the jobstep executor strips every SLURM_* variable but the job id."""
+    jobid = env.get("SLURM_JOB_ID")
+    if not jobid or not shutil.which("scontrol", path=env.get("PATH")):
+        return {}
+    out = subprocess.run(
+        ["scontrol", "show", "job", "-o", jobid], capture_output=True, text=True, env=dict(env)
+    )
+    return (
+        dict(kv.split("=", 1) for kv in out.stdout.split() if "=" in kv)
+        if out.returncode == 0
+        else {}
+    )
+
+
+def allocation_nodes(env: Mapping[str, str]) -> int:
+    value = (
+        env.get("SLURM_JOB_NUM_NODES")
+        or env.get("SLURM_NNODES")
+        or slurm_job(env).get("NumNodes")
+        or "1"
+    )
+    return int(value.split("-")[0])
+
+
 def nnodes(env: Mapping[str, str] | None = None) -> int:
     """Nodes of this run: JAFLOW_NNODES, else the Slurm allocation's node count, else 1."""
     env = os.environ if env is None else env
-    value = (
-        env.get("JAFLOW_NNODES") or env.get("SLURM_JOB_NUM_NODES") or env.get("SLURM_NNODES") or "1"
-    )
-    return int(value)
+    return int(env["JAFLOW_NNODES"]) if env.get("JAFLOW_NNODES") else allocation_nodes(env)
 
 
 def head_node(env: Mapping[str, str] | None = None) -> str:
@@ -64,7 +87,9 @@ def head_node(env: Mapping[str, str] | None = None) -> str:
     $SLURM_JOB_NODELIST`, as its NodeAddr (which Slurm sets to the node name unless the site
     gives another address)."""
     env = os.environ if env is None else env
-    nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
+    nodelist = (
+        env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST") or slurm_job(env).get("NodeList")
+    )
     if not nodelist:
         raise RuntimeError(
             "multi-node training runs inside a Slurm allocation: SLURM_JOB_NODELIST is not set"
@@ -119,7 +144,7 @@ def launch_command(
     rdzv = f"{head_node(env)}:{port}"
     # One torchrun per node. JAFLOW_NNODES above the allocation's node count (a test on one
     # host) puts several of these "nodes" on one Slurm node, through the same srun.
-    alloc = int(env.get("SLURM_JOB_NUM_NODES") or env.get("SLURM_NNODES") or nodes)
+    alloc = allocation_nodes(env)
     if nodes % alloc:
         raise ConfigError(
             f"JAFLOW_NNODES={nodes} does not split over the allocation's {alloc} nodes"
@@ -129,6 +154,7 @@ def launch_command(
         f"--nodes={alloc}",
         f"--ntasks={nodes}",
         f"--ntasks-per-node={nodes // alloc}",
+        "--overlap",  # also from inside a job step (Snakemake's jobstep executor)
         "--kill-on-bad-exit=1",
     ]
     return srun + torchrun_command(job_file, n, nodes, rdzv, env.get("SLURM_JOB_ID") or "jaflow")

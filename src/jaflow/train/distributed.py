@@ -159,7 +159,7 @@ def training_kwargs(train: Mapping[str, Any], method: str, model=None) -> dict[s
         enable_cpu_fsdp()
         if model is None:
             raise ValueError("FSDP needs the model to name its decoder layer classes")
-        kw["fsdp"] = "full_shard auto_wrap" + (" offload" if dist["cpu_offload"] else "")
+        kw["fsdp"] = True  # full shard, auto wrap and offload come from fsdp_config
         kw["fsdp_config"] = fsdp_config(dist, decoder_layer_classes(model))
         # FSDP's own activation checkpointing replaces the model's (one of them, not both)
         if train["gradient_checkpointing"] and method != "qlora":

@@ -85,11 +85,9 @@ def test_refused_combinations(method, dist, match):
         distributed.training_kwargs({"distributed": dist}, method)
 
 
-def test_qlora_8bit_fsdp_refused():
-    with pytest.raises(ConfigError, match="bits 8"):
-        distributed.training_kwargs(
-            {"distributed": {"strategy": "fsdp"}, "bits": 8}, "qlora", object()
-        )
+def test_qlora_fsdp_refused():
+    with pytest.raises(ConfigError, match="qlora with strategy fsdp"):
+        distributed.training_kwargs({"distributed": {"strategy": "fsdp"}}, "qlora", object())
 
 
 def test_multi_node_launch_command(tmp_path):

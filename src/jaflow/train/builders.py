@@ -19,7 +19,6 @@ from jaflow.hf import DTYPES, load_tokenizer  # noqa: F401 (load_tokenizer is a 
 
 log = logging.getLogger(__name__)
 
-
 def has_cuda() -> bool:
     return torch.cuda.is_available()
 
@@ -37,13 +36,7 @@ def build_quant_config(train: dict[str, Any]) -> BitsAndBytesConfig:
     """QLoRA's 4-bit (nf4, double quant) or 8-bit config, on today's API."""
     if train.get("bits", 4) == 8:
         return BitsAndBytesConfig(load_in_8bit=True)
-    from jaflow.train import (
-        distributed,
-    )  # jaflow-dist hook: FSDP shards 4-bit weights stored as bf16
-
-    storage = distributed.quant_storage_dtype(distributed.filled(train))
     return BitsAndBytesConfig(
-        **({"bnb_4bit_quant_storage": storage} if storage is not None else {}),
         load_in_4bit=True,
         bnb_4bit_quant_type=train.get("quant_type", "nf4"),
         bnb_4bit_use_double_quant=train.get("double_quant", True),
@@ -79,9 +72,7 @@ def load_model(model_args: dict[str, Any], method: str, train: dict[str, Any]):
         from jaflow.train import distributed, lisa
 
         compute = compute_dtype(train.get("compute_dtype", "auto"))
-        kwargs["dtype"] = lisa.held_dtype(
-            distributed.filled(train), compute, distributed.world_size()
-        )
+        kwargs["dtype"] = lisa.held_dtype(distributed.filled(train), compute, distributed.world_size())
     else:
         kwargs["dtype"] = torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_args["pretrained"], **kwargs)
@@ -111,9 +102,7 @@ def apply_lora(model, method: str, train: dict[str, Any]):
     try:
         model = get_peft_model(model, config)
     except ValueError as e:
-        raise ConfigError(
-            f"train.target_modules: {targets!r} do not match the model ({e})"
-        ) from None
+        raise ConfigError(f"train.target_modules: {targets!r} do not match the model ({e})") from None
     if method == "lora" and train.get("gradient_checkpointing", True):
         model.enable_input_require_grads()  # checkpointed LoRA needs grads flowing into the input
     return model
@@ -128,26 +117,14 @@ def precision_flags(train: dict[str, Any], method: str) -> dict[str, bool]:
 
 
 def training_arguments(
-    train: dict[str, Any],
-    method: str,
-    output_dir: str | Path,
-    seed: int,
-    select_metric: str = "eval_loss",
+    train: dict[str, Any], method: str, output_dir: str | Path, seed: int, select_metric: str = "eval_loss",
     **extra: Any,
 ) -> TrainingArguments:
     """TrainingArguments from a `train:` block: evaluate and save every `eval_steps`; `extra`
-    (jaflow.train.distributed.training_kwargs) wins over the block's own settings."""
+    (jaflow-dist hook: jaflow.train.distributed.training_kwargs) wins over the block's settings."""
     report_to = list(train.get("report_to") or []) or "none"
-    best = (
-        {"metric_for_best_model": "eval_loss", "greater_is_better": False}
-        if select_metric == "eval_loss"
-        else {}
-    )
-    return TrainingArguments(**_arguments(train, method, output_dir, seed, report_to, best) | extra)
-
-
-def _arguments(train, method, output_dir, seed, report_to, best) -> dict[str, Any]:
-    return dict(
+    best = {"metric_for_best_model": "eval_loss", "greater_is_better": False} if select_metric == "eval_loss" else {}
+    kwargs = dict(
         output_dir=str(output_dir),
         max_steps=train.get("max_steps", 1000),
         num_train_epochs=train.get("num_train_epochs", 1),
@@ -183,3 +160,4 @@ def _arguments(train, method, output_dir, seed, report_to, best) -> dict[str, An
         **best,
         **precision_flags(train, method),
     )
+    return TrainingArguments(**(kwargs | extra))

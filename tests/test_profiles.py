@@ -51,7 +51,9 @@ def test_slurm_profile_is_found_as_typed_from_the_repo_root(tmp_path):
     assert {r for r, _ in jobs} >= {"train", "jglue", "sample_dataset", "report"}
     for rule, resources in jobs:
         assert "slurm_partition=all" in resources, (rule, resources)  # a string, not Python's all()
-        if rule in GPU_RULES:
+        if rule == "train":  # its GPUs and nodes are the rule's own (train.distributed)
+            assert "gpu=1" in resources and "nodes=1" in resources and "gpu_model=h100" in resources
+        elif rule in GPU_RULES:
             assert "gpu=1, gpu_model=h100" in resources, (rule, resources)
         else:
             assert "gpu" not in resources, (rule, resources)
@@ -61,7 +63,7 @@ def test_slurm_profile_site_settings_from_the_environment(monkeypatch):
     plain = parse_profile("slurm", monkeypatch)
     assert plain["executor"] == "slurm" and plain["slurm-requeue"] == "True"
     assert not any("slurm_partition" in r or "slurm_account" in r for r in plain["default-resources"])
-    assert rule_resources(plain, "train") == {"cpus_per_task": "8", "mem_mb": "64000", "runtime": "'24h'", "gpu": "1"}
+    assert rule_resources(plain, "train") == {"cpus_per_task": "8", "mem_mb": "64000", "runtime": "'24h'"}
     assert rule_resources(plain, "sample_dataset") == {"mem_mb": "16000", "runtime": "120"}
 
     site = parse_profile("slurm", monkeypatch, JAFLOW_SLURM_PARTITION="cpu", JAFLOW_SLURM_ACCOUNT="lab",
@@ -71,7 +73,8 @@ def test_slurm_profile_site_settings_from_the_environment(monkeypatch):
     assert "slurm_account='lab'" in site["default-resources"]
     for rule in GPU_RULES[:-1]:
         res = rule_resources(site, rule)
-        assert res["gres"] == "'gpu:a100:1'" and "gpu" not in res, rule
+        # train: --gres counts per node, so one GPU, and the rule's own count switched off
+        assert res["gres"] == "'gpu:a100:1'" and res.get("gpu", "0") == "0", rule
         assert res["slurm_partition"] == "'gpu'"
     judge = rule_resources(site, "mtbench_judge")  # an API judge: no GPU, the CPU partition
     assert "gres" not in judge and "gpu" not in judge and "slurm_partition" not in judge
@@ -85,7 +88,7 @@ def test_slurm_site_file_sets_partition_and_per_rule_resources(monkeypatch, tmp_
     assert "slurm_account='other'" in profile["default-resources"]  # the variable wins
     train = rule_resources(profile, "train")
     assert train["runtime"] == "'48h'" and train["mem_mb"] == "128000" and train["cpus_per_task"] == "8"
-    assert train["gpu"] == "1" and train["gpu_model"] == "'a100'" and train["slurm_partition"] == "'gpu'"
+    assert "gpu" not in train and train["gpu_model"] == "'a100'" and train["slurm_partition"] == "'gpu'"
     assert rule_resources(profile, "report") == {"runtime": "10"}
     with pytest.raises(Exception, match="no such file"):
         parse_profile("slurm", monkeypatch, JAFLOW_SLURM_SITE=str(tmp_path / "missing.yaml"))

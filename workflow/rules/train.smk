@@ -5,6 +5,8 @@
 # (resources gpu=N, e.g. a profile's set-resources) re-launches itself on N processes through
 # torchrun; JAFLOW_NPROC=N does the same on CPU.
 
+from jaflow.train.distributed import job_resources
+
 
 rule train:
     input:
@@ -17,6 +19,10 @@ rule train:
         node=train_node,
         checkpoints=L.train("{trained}", "checkpoints"),
         seed=config["seed"],
+    resources:
+        # train.distributed: GPUs in all and nodes (jaflow-dist)
+        gpu=lambda wc: job_resources(train_node(wc)["train"])["gpu"],
+        nodes=lambda wc: job_resources(train_node(wc)["train"])["nodes"],
     log:
         L.log("train", "{trained}"),
     conda:

@@ -68,6 +68,11 @@ def load_model(model_args: dict[str, Any], method: str, train: dict[str, Any]):
         kwargs["device_map"] = _device_map() or {"": "cpu"}
     elif method == "lora":
         kwargs["dtype"] = compute_dtype(train.get("compute_dtype", "auto"))
+    elif method == "lisa":  # jaflow-dist hook: compute dtype, fp32 masters only for what trains
+        from jaflow.train import distributed, lisa
+
+        compute = compute_dtype(train.get("compute_dtype", "auto"))
+        kwargs["dtype"] = lisa.held_dtype(distributed.filled(train), compute, distributed.world_size())
     else:
         kwargs["dtype"] = torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_args["pretrained"], **kwargs)
@@ -112,12 +117,14 @@ def precision_flags(train: dict[str, Any], method: str) -> dict[str, bool]:
 
 
 def training_arguments(
-    train: dict[str, Any], method: str, output_dir: str | Path, seed: int, select_metric: str = "eval_loss"
+    train: dict[str, Any], method: str, output_dir: str | Path, seed: int, select_metric: str = "eval_loss",
+    **extra: Any,
 ) -> TrainingArguments:
-    """TrainingArguments from a `train:` block: evaluate and save every `eval_steps`."""
+    """TrainingArguments from a `train:` block: evaluate and save every `eval_steps`; `extra`
+    (jaflow-dist hook: jaflow.train.distributed.training_kwargs) wins over the block's settings."""
     report_to = list(train.get("report_to") or []) or "none"
     best = {"metric_for_best_model": "eval_loss", "greater_is_better": False} if select_metric == "eval_loss" else {}
-    return TrainingArguments(
+    kwargs = dict(
         output_dir=str(output_dir),
         max_steps=train.get("max_steps", 1000),
         num_train_epochs=train.get("num_train_epochs", 1),
@@ -153,3 +160,4 @@ def training_arguments(
         **best,
         **precision_flags(train, method),
     )
+    return TrainingArguments(**(kwargs | extra))

@@ -24,7 +24,7 @@ from transformers import Trainer, TrainerCallback, TrainerState, set_seed
 
 from jaflow.errors import ConfigError
 from jaflow.io import atomic_path, sha256_file
-from jaflow.train import builders, data, history, lisa, resume
+from jaflow.train import builders, data, distributed, history, lisa, resume
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def full(job: TrainJob):
 def lisa_recipe(job: TrainJob):
     # Every parameter stays trainable here: the optimizer must register all layers (LMFlow#726).
     model = builders.load_model(job.model, "lisa", job.train)
-    cb = lisa.LisaCallback(model, job.train.get("lisa_layers", 2), job.train.get("lisa_interval", 20), job.run_seed)
+    cb = lisa.callback(model, job.train, job.run_seed)  # jaflow-dist hook
     return model, [cb]
 
 
@@ -117,7 +117,8 @@ def build_trainer(job: TrainJob, callbacks: list[TrainerCallback] | None = None)
     train_rows, eval_rows = build_datasets(job, tokenizer)
     model, extra = RECIPES[job.method](job)
     args = builders.training_arguments(
-        job.train, job.method, job.checkpoints, seed, job.select.get("metric", "eval_loss")
+        job.train, job.method, job.checkpoints, seed, job.select.get("metric", "eval_loss"),
+        **distributed.training_kwargs(job.train, job.method, model),  # jaflow-dist hook
     )
     if job.method == "lisa":
         args.ddp_find_unused_parameters = True  # frozen layers get no gradient
@@ -128,7 +129,8 @@ def build_trainer(job: TrainJob, callbacks: list[TrainerCallback] | None = None)
         eval_dataset=eval_rows,
         data_collator=data.Collator(data.pad_token_id(tokenizer)),
         processing_class=tokenizer,
-        callbacks=[history.ThroughputCallback(), history.EvaluateAtEndCallback(), *extra, *(callbacks or [])],
+        callbacks=[history.ThroughputCallback(), history.EvaluateAtEndCallback(), *extra,
+                   *distributed.callbacks(job.train, args), *(callbacks or [])],  # jaflow-dist hook
     )
 
 
@@ -169,7 +171,7 @@ def write_outputs(job: TrainJob, trainer: Trainer) -> None:
     log.info("rank %d wrote %s", trainer.args.process_index, out)
     if job.method == "lisa":
         cb = next(c for c in trainer.callback_handler.callbacks if isinstance(c, lisa.LisaCallback))
-        rows = lisa.schedule(len(cb.layers), cb.n_active, cb.interval, cb.seed, trainer.state.global_step)
+        rows = cb.rows(trainer.state.global_step)  # jaflow-dist hook
         write_lisa_layers(out / "lisa_layers.csv", rows)
 
 

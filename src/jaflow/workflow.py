@@ -142,6 +142,12 @@ class Targets:
         return {"name": node.name, "method": node.method, "dataset": node.dataset,
                 "train": node.train, "select": node.select}
 
+    def train_resources(self, name: str) -> dict[str, int]:
+        """GPUs in all and nodes of a training run (train.distributed)."""
+        from jaflow.train.distributed import job_resources
+
+        return job_resources(self.graph[name].train)
+
     def select_inputs(self, name: str) -> dict[str, Any]:
         node = self.graph[name]
         return {"log_history": self.layout.train(name, "log_history.csv"),

@@ -105,6 +105,14 @@ def train_inputs(wildcards):
     return TARGETS.train_inputs(wildcards.trained)
 
 
+def train_gpus(wildcards):
+    return TARGETS.train_resources(wildcards.trained)["gpu"]
+
+
+def train_nodes(wildcards):
+    return TARGETS.train_resources(wildcards.trained)["nodes"]
+
+
 def select_inputs(wildcards):
     return TARGETS.select_inputs(wildcards.trained)
 

@@ -5,8 +5,6 @@
 # (resources gpu=N, e.g. a profile's set-resources) re-launches itself on N processes through
 # torchrun; JAFLOW_NPROC=N does the same on CPU.
 
-from jaflow.train.distributed import job_resources
-
 
 rule train:
     input:
@@ -20,9 +18,9 @@ rule train:
         checkpoints=L.train("{trained}", "checkpoints"),
         seed=config["seed"],
     resources:
-        # train.distributed: GPUs in all and nodes (jaflow-dist)
-        gpu=lambda wc: job_resources(train_node(wc)["train"])["gpu"],
-        nodes=lambda wc: job_resources(train_node(wc)["train"])["nodes"],
+        # train.distributed: GPUs in all, and nodes
+        gpu=train_gpus,
+        nodes=train_nodes,
     log:
         L.log("train", "{trained}"),
     conda:

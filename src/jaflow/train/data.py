@@ -1,8 +1,13 @@
-"""Tokenization with prompt masking, per-batch padding and optional packing.
+"""Tokenization with prompt masking, and batches that are padded or padding-free (packed).
 
 Prompt and response are tokenized separately and concatenated, so the label mask falls exactly
 on the boundary (see the tokenizer trap in docs: a merge across the boundary would silently
 shift it). Loss is on the response and EOS only unless `train_on_prompt`.
+
+Packing (`FlatCollator`) lays a batch's examples end to end in one row, each with its own
+position ids from 0; attention kernels read the boundaries from the position ids (FlashAttention
+varlen, or the block-diagonal mask transformers builds for sdpa/eager), so no attention crosses
+an example and the loss is that of the padded batch, with no padding computed.
 """
 
 from __future__ import annotations
@@ -12,8 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from jaflow.errors import DataError
 from jaflow.io import read_jsonl
@@ -81,32 +84,15 @@ def tokenize_dataset(
     return kept
 
 
-def pack(examples: Sequence[Example], max_length: int) -> list[Example]:
-    """Concatenate whole examples greedily into sequences of at most `max_length` tokens.
-
-    Examples keep their own labels (prompt masking survives); attention spans the whole pack,
-    as in qlora/TRL's simple packing.
-    """
-    packs: list[Example] = []
-    cur: Example = {"input_ids": [], "attention_mask": [], "labels": []}
-    for ex in examples:
-        if cur["input_ids"] and len(cur["input_ids"]) + len(ex["input_ids"]) > max_length:
-            packs.append(cur)
-            cur = {"input_ids": [], "attention_mask": [], "labels": []}
-        for k in cur:
-            cur[k] = cur[k] + ex[k]
-    if cur["input_ids"]:
-        packs.append(cur)
-    return packs
-
-
 @dataclass
 class Collator:
     """Right-pads a batch to its own longest sequence (labels with -100)."""
 
     pad_token_id: int
 
-    def __call__(self, batch: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def __call__(self, batch: Sequence[dict[str, Any]]):
+        import torch
+
         width = max(len(b["input_ids"]) for b in batch)
         out: dict[str, list[list[int]]] = {"input_ids": [], "attention_mask": [], "labels": []}
         for b in batch:
@@ -115,6 +101,36 @@ class Collator:
             out["attention_mask"].append(list(b["attention_mask"]) + [0] * n)
             out["labels"].append(list(b["labels"]) + [IGNORE_INDEX] * n)
         return {k: torch.tensor(v, dtype=torch.long) for k, v in out.items()}
+
+
+@dataclass
+class FlatCollator:
+    """One row of the batch's examples end to end, position ids restarting at each example.
+
+    The first label of each example is -100: the token before it belongs to another example
+    (in a padded batch nothing predicts an example's first token either).
+    """
+
+    def __call__(self, batch: Sequence[dict[str, Any]]):
+        import torch
+
+        ids: list[int] = []
+        labels: list[int] = []
+        positions: list[int] = []
+        for b in batch:
+            n = len(b["input_ids"])
+            ids += list(b["input_ids"])
+            labels += [IGNORE_INDEX] + list(b["labels"][1:])
+            positions += range(n)
+        return {
+            "input_ids": torch.tensor([ids], dtype=torch.long),
+            "labels": torch.tensor([labels], dtype=torch.long),
+            "position_ids": torch.tensor([positions], dtype=torch.long),
+        }
+
+
+def collator(tokenizer, packing: bool):
+    return FlatCollator() if packing else Collator(pad_token_id(tokenizer))
 
 
 def pad_token_id(tokenizer) -> int:

@@ -55,9 +55,34 @@ def test_collate_pads_per_batch_and_packing_keeps_labels(tokenizer):
     assert batch["input_ids"].shape == (2, max(len(e["input_ids"]) for e in exs))
     assert batch["labels"][0, len(exs[0]["labels"]):].eq(data.IGNORE_INDEX).all()
     assert batch["attention_mask"].sum().item() == sum(len(e["input_ids"]) for e in exs)
-    packed = data.pack(exs * 3, max_length=len(exs[0]["input_ids"]) + len(exs[1]["input_ids"]))
-    assert len(packed) == 3
-    assert packed[0]["labels"] == exs[0]["labels"] + exs[1]["labels"]
+    flat = data.FlatCollator()(exs)
+    n0, n1 = (len(e["input_ids"]) for e in exs)
+    assert flat["input_ids"].shape == (1, n0 + n1) and "attention_mask" not in flat
+    assert flat["position_ids"][0].tolist() == list(range(n0)) + list(range(n1))
+    assert flat["labels"][0].tolist() == exs[0]["labels"] + exs[1]["labels"]  # prompts start masked
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_packed_batch_is_the_padded_batch_without_padding(train_world, tokenizer, attn):  # noqa: F811
+    """Attention honours the example boundaries of a packed row: every example's logits equal
+    its logits alone, and the batch loss equals the padded batch's."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(train_world["llama"], attn_implementation=attn).eval()
+    rows = data.read_pairs(train_world["data"] / "train.jsonl")[:6]
+    exs = [data.tokenize_example(tokenizer, r["prompt"], r["response"], 64) for r in rows]
+    assert len({len(e["input_ids"]) for e in exs}) > 1  # the padded batch really pads
+    padded, flat = data.Collator(tokenizer.pad_token_id)(exs), data.FlatCollator()(exs)
+    with torch.no_grad():
+        loss_padded = model(**padded).loss
+        out = model(**flat, use_cache=False)  # as in training (load_model sets use_cache False)
+        start = 0
+        for e in exs:
+            n = len(e["input_ids"])
+            alone = model(input_ids=torch.tensor([e["input_ids"]])).logits[0]
+            assert torch.allclose(out.logits[0, start:start + n], alone, atol=1e-5), attn
+            start += n
+    assert abs(out.loss.item() - loss_padded.item()) < 1e-5, (out.loss, loss_padded)
 
 
 def test_bad_row_names_file_and_line(tmp_path):
@@ -83,10 +108,16 @@ def test_incomplete_checkpoints_are_ignored(tmp_path):
 # -- training ---------------------------------------------------------------------------
 
 
+DOWNSTREAM = "lm_eval:tiny_opposite:acc"
+
+
 @pytest.fixture(scope="module")
 def full_run(train_world, tmp_path_factory):  # noqa: F811
+    # selected by a downstream metric: every checkpoint is a candidate, so all are kept
     out = tmp_path_factory.mktemp("full") / "full"
-    job = make_job(train_world, out, "full", max_steps=40, eval_steps=10, logging_steps=10)
+    job = make_job(train_world, out, "full", max_steps=40, eval_steps=10, logging_steps=10,
+                   select={"metric": DOWNSTREAM, "mode": "max"})
+    assert job.train["save_total_limit"] == 2  # the default, which a downstream metric overrides
     before = build_trainer(job).evaluate()["eval_loss"]
     trainer = train(job)
     return job, before, trainer
@@ -159,7 +190,7 @@ def test_select_by_downstream_lm_eval_metric(full_run, train_world, tmp_path):  
     tasks.mkdir()
     (tasks / "tiny_opposite.yaml").write_text(TASK_YAML.format(path=data_file), encoding="utf-8")
     out = tmp_path / "models" / "down"
-    select = {"metric": "lm_eval:tiny_opposite:acc", "mode": "max", "include_path": str(tasks)}
+    select = {"metric": DOWNSTREAM, "mode": "max", "include_path": str(tasks)}
     scorer = lm_eval_scorer(select["metric"], job.model, select)
     sel = select_checkpoint(state_path=Path(job.out_dir) / "trainer_state.json", checkpoints_dir=job.checkpoints,
                             out_dir=out, model_args=job.model, merge_adapter=False, select=select, score=scorer)
@@ -176,7 +207,7 @@ def test_select_by_downstream_lm_eval_metric(full_run, train_world, tmp_path):  
 @pytest.fixture(scope="module")
 def qlora_run(train_world, tmp_path_factory):  # noqa: F811
     out = tmp_path_factory.mktemp("qlora") / "qlora"
-    job = make_job(train_world, out, "qlora", max_steps=6, eval_steps=3, logging_steps=3, learning_rate=1e-2)
+    job = make_job(train_world, out, "qlora", max_steps=12, eval_steps=3, logging_steps=3, learning_rate=2e-2)
     return job, train(job)
 
 
@@ -219,6 +250,19 @@ def test_select_merges_adapter_into_full_weights(qlora_run, tmp_path):
     assert not torch.allclose(a, AutoModelForCausalLM.from_pretrained(job.model["pretrained"])(ids).logits, atol=1e-3)
 
 
+def test_only_best_and_last_checkpoints_are_kept_by_default(qlora_run, tmp_path):
+    job, trainer = qlora_run
+    evals = {e["step"]: e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e}
+    assert sorted(evals) == [3, 6, 9, 12]
+    best = min(evals, key=evals.get)
+    kept = {resume.checkpoint_step(p) for p in resume.complete_checkpoints(job.checkpoints)}
+    assert {best, 12} <= kept and len(kept) == 2  # the best, the last (and the one before if they coincide)
+    sel = select_checkpoint(state_path=Path(job.out_dir) / "trainer_state.json", checkpoints_dir=job.checkpoints,
+                            out_dir=tmp_path / "sel", model_args=job.model, select={}, merge_adapter=False)
+    assert sel["step"] == best and sel["value"] == evals[best]
+    assert {c["step"]: c["kept"] for c in sel["candidates"]} == {s: s in kept for s in evals}
+
+
 def test_select_keeps_adapter(qlora_run, tmp_path):
     job, _ = qlora_run
     out = tmp_path / "adapter"
@@ -234,12 +278,13 @@ def test_lora_targets_gpt_neox_module_names(tiny_model):
 
     from jaflow.errors import ConfigError
     from jaflow.train.builders import apply_lora
+    from jaflow.train.settings import filled
 
     base = AutoModelForCausalLM.from_pretrained(tiny_model("gpt_neox"))
     names = ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"]
-    model = apply_lora(base, "lora", {"lora_r": 4, "target_modules": names, "gradient_checkpointing": False})
+    model = apply_lora(base, "lora", filled("train", {"lora_r": 4, "target_modules": names, "gradient_checkpointing": False}, "t"))
     wrapped = {n.split(".lora_A")[0].split(".")[-1] for n, _ in model.named_parameters() if "lora_A" in n}
     assert wrapped == set(names)
     with pytest.raises(ConfigError, match="train.target_modules"):
         apply_lora(AutoModelForCausalLM.from_pretrained(tiny_model("gpt_neox")), "lora",
-                   {"target_modules": ["q_proj"], "gradient_checkpointing": False})
+                   filled("train", {"target_modules": ["q_proj"], "gradient_checkpointing": False}, "t"))

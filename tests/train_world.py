@@ -66,7 +66,7 @@ def train_world(tmp_path_factory, tiny_tokenizer_dir, tiny_model):
             "tiny_model": tiny_model}
 
 
-def make_job(world, out_dir: Path, method: str, model_dir: Path | None = None, **train):
+def make_job(world, out_dir: Path, method: str, model_dir: Path | None = None, select=None, **train):
     from jaflow.train.recipes import TrainJob
 
     defaults = {"max_steps": 20, "eval_steps": 5, "logging_steps": 5, "learning_rate": 3e-3, "lora_r": 8,
@@ -79,4 +79,5 @@ def make_job(world, out_dir: Path, method: str, model_dir: Path | None = None, *
                "use_fast": True, "trust_remote_code": False, "dtype": "auto"},
         train_file=str(world["data"] / "train.jsonl"), validation_file=str(world["data"] / "validation.jsonl"),
         out_dir=str(out_dir), checkpoints=str(out_dir / "checkpoints"), train=defaults | train, seed=0,
+        select=select or {},
     )

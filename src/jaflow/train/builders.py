@@ -37,7 +37,9 @@ def compute_dtype(name: str):
     import torch
 
     if name != "auto":
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
+            name
+        ]
     if has_cuda():
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
@@ -96,7 +98,9 @@ def load_model(model_args: dict[str, Any], method: str, train: dict[str, Any]):
         )
     attn = train["attn_implementation"]
     if attn == "flash_attention_2" and not has_cuda():
-        raise ConfigError("train.attn_implementation: flash_attention_2 needs a GPU; use sdpa on CPU")
+        raise ConfigError(
+            "train.attn_implementation: flash_attention_2 needs a GPU; use sdpa on CPU"
+        )
     kwargs: dict[str, Any] = {
         "trust_remote_code": model_args["trust_remote_code"],
         "attn_implementation": attn,
@@ -138,7 +142,9 @@ def apply_lora(model, method: str, train: dict[str, Any]):
     try:
         model = get_peft_model(model, config)
     except ValueError as e:
-        raise ConfigError(f"train.target_modules: {targets!r} do not match the model ({e})") from None
+        raise ConfigError(
+            f"train.target_modules: {targets!r} do not match the model ({e})"
+        ) from None
     if method == "lora" and train["gradient_checkpointing"]:
         model.enable_input_require_grads()  # checkpointed LoRA needs grads flowing into the input
     return model
@@ -169,9 +175,15 @@ def version_dependent_arguments(train: dict[str, Any], method: str) -> dict[str,
     ckpt = train["gradient_checkpointing"] and method != "qlora"
     out: dict[str, Any] = {}
     if "activation_checkpointing" in names:
-        out |= {"activation_checkpointing": ckpt, "activation_checkpointing_kwargs": {"use_reentrant": False}}
+        out |= {
+            "activation_checkpointing": ckpt,
+            "activation_checkpointing_kwargs": {"use_reentrant": False},
+        }
     else:
-        out |= {"gradient_checkpointing": ckpt, "gradient_checkpointing_kwargs": {"use_reentrant": False}}
+        out |= {
+            "gradient_checkpointing": ckpt,
+            "gradient_checkpointing_kwargs": {"use_reentrant": False},
+        }
     if "train_sampling_strategy" in names:
         out["train_sampling_strategy"] = "group_by_length" if train["group_by_length"] else "random"
     else:
@@ -184,8 +196,11 @@ def save_total_limit(train: dict[str, Any], select_metric: str) -> int | None:
     metric scores every checkpoint after training, so all are kept."""
     if select_metric != "eval_loss":
         if train["save_total_limit"] is not None:
-            log.info("select.metric %s scores every checkpoint: keeping all (train.save_total_limit "
-                     "applies to eval_loss selection)", select_metric)
+            log.info(
+                "select.metric %s scores every checkpoint: keeping all (train.save_total_limit "
+                "applies to eval_loss selection)",
+                select_metric,
+            )
         return None
     return train["save_total_limit"]
 
@@ -197,9 +212,15 @@ def training_arguments(
     from transformers import TrainingArguments
 
     if train["liger_kernel"] and not has_cuda():
-        raise ConfigError("train.liger_kernel: Liger kernels need a GPU (Triton); set it to false on CPU")
+        raise ConfigError(
+            "train.liger_kernel: Liger kernels need a GPU (Triton); set it to false on CPU"
+        )
     report_to = list(train["report_to"]) or "none"
-    best = {"metric_for_best_model": "eval_loss", "greater_is_better": False} if select_metric == "eval_loss" else {}
+    best = (
+        {"metric_for_best_model": "eval_loss", "greater_is_better": False}
+        if select_metric == "eval_loss"
+        else {}
+    )
     extra = {"use_liger_kernel": True} if train["liger_kernel"] else {}
     return TrainingArguments(
         output_dir=str(output_dir),

@@ -33,7 +33,9 @@ def read_pairs(path: str | Path) -> list[dict[str, str]]:
     for lineno, row in enumerate(rows, start=1):
         for key in ("prompt", "response"):
             if not isinstance(row.get(key), str):
-                raise DataError(f"{path}:{lineno}: field '{key}' must be a string, got {row.get(key)!r}")
+                raise DataError(
+                    f"{path}:{lineno}: field '{key}' must be a string, got {row.get(key)!r}"
+                )
     if not rows:
         raise DataError(f"{path}: no rows")
     return rows
@@ -61,7 +63,7 @@ def tokenize_example(
     if len(p_ids) + len(r_ids) > budget:
         keep_r = min(len(r_ids), max(budget - len(p_ids), budget // 2))
         r_ids = r_ids[:keep_r]
-        p_ids = p_ids[len(p_ids) - (budget - keep_r):] if budget - keep_r > 0 else []
+        p_ids = p_ids[len(p_ids) - (budget - keep_r) :] if budget - keep_r > 0 else []
     prompt_part = bos + p_ids
     input_ids = prompt_part + r_ids
     if train_on_prompt:
@@ -75,10 +77,17 @@ def tokenize_dataset(
     tokenizer, rows: Sequence[dict[str, str]], max_length: int, train_on_prompt: bool = False
 ) -> list[Example]:
     """Tokenize every row; rows left with no label token (all truncated away) are dropped."""
-    out = [tokenize_example(tokenizer, r["prompt"], r["response"], max_length, train_on_prompt) for r in rows]
+    out = [
+        tokenize_example(tokenizer, r["prompt"], r["response"], max_length, train_on_prompt)
+        for r in rows
+    ]
     kept = [e for e in out if any(t != IGNORE_INDEX for t in e["labels"])]
     if len(kept) < len(out):
-        log.warning("dropped %d of %d rows with no response tokens left after truncation", len(out) - len(kept), len(out))
+        log.warning(
+            "dropped %d of %d rows with no response tokens left after truncation",
+            len(out) - len(kept),
+            len(out),
+        )
     if not kept:
         raise DataError("no training example has response tokens within max_length")
     return kept

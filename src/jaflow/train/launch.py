@@ -28,7 +28,9 @@ def nproc(resources: Mapping[str, Any] | None = None, env: Mapping[str, str] | N
         return int(env["JAFLOW_NPROC"])
     resources = resources or {}
     if int(resources.get("nodes", 1) or 1) > 1:
-        raise ConfigError("resources.nodes > 1: multi-node training is not supported; use one node with several GPUs")
+        raise ConfigError(
+            "resources.nodes > 1: multi-node training is not supported; use one node with several GPUs"
+        )
     for key in ("gpu", "gpus", "tasks"):
         value = resources.get(key)
         if isinstance(value, int) and value > 0:
@@ -37,8 +39,17 @@ def nproc(resources: Mapping[str, Any] | None = None, env: Mapping[str, str] | N
 
 
 def launch_command(job_file: Path, n: int) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
-            "-m", "jaflow.train.recipes", str(job_file)]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(n),
+        "-m",
+        "jaflow.train.recipes",
+        str(job_file),
+    ]
 
 
 def run(job: TrainJob, n: int = 1) -> None:
@@ -60,4 +71,6 @@ def run(job: TrainJob, n: int = 1) -> None:
     try:
         subprocess.run(cmd, check=True, env=env, stdout=out, stderr=subprocess.STDOUT)
     except subprocess.CalledProcessError as e:
-        raise RuntimeError(f"training {job.name}: torchrun exited with status {e.returncode} (see the log)") from None
+        raise RuntimeError(
+            f"training {job.name}: torchrun exited with status {e.returncode} (see the log)"
+        ) from None

@@ -30,7 +30,11 @@ def find_layers(model: nn.Module) -> nn.ModuleList:
     """The decoder layer list: Llama/Mistral/Mixtral `model.layers`, GPT-NeoX `gpt_neox.layers`,
     GPT-2 `transformer.h`; otherwise the longest ModuleList of `num_hidden_layers` blocks."""
     n = getattr(getattr(model, "config", None), "num_hidden_layers", None)
-    candidates = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.ModuleList) and len(m) > 0]
+    candidates = [
+        (name, m)
+        for name, m in model.named_modules()
+        if isinstance(m, nn.ModuleList) and len(m) > 0
+    ]
     for name, m in candidates:
         if n is not None and len(m) == n and name.rsplit(".", 1)[-1] in ("layers", "h", "blocks"):
             return m
@@ -43,14 +47,21 @@ def find_layers(model: nn.Module) -> nn.ModuleList:
 def sample_layers(num_layers: int, n_active: int, seed: int, period: int) -> list[int]:
     """γ distinct layer indices for switch period `period`, uniform, seeded."""
     if n_active > num_layers:
-        raise ConfigError(f"train.lisa_layers: {n_active} active layers but the model has {num_layers}")
+        raise ConfigError(
+            f"train.lisa_layers: {n_active} active layers but the model has {num_layers}"
+        )
     rng = np.random.default_rng([seed, period])
     return sorted(int(i) for i in rng.choice(num_layers, size=n_active, replace=False))
 
 
-def schedule(num_layers: int, n_active: int, interval: int, seed: int, max_steps: int) -> list[tuple[int, list[int]]]:
+def schedule(
+    num_layers: int, n_active: int, interval: int, seed: int, max_steps: int
+) -> list[tuple[int, list[int]]]:
     """(first step of the period, active layers) for every period of a run of `max_steps`."""
-    return [(s, sample_layers(num_layers, n_active, seed, s // interval)) for s in range(0, max(max_steps, 1), interval)]
+    return [
+        (s, sample_layers(num_layers, n_active, seed, s // interval))
+        for s in range(0, max(max_steps, 1), interval)
+    ]
 
 
 class LisaCallback(TrainerCallback):
@@ -80,7 +91,9 @@ class LisaCallback(TrainerCallback):
             registered = {id(p) for g in optimizer.param_groups for p in g["params"]}
             missing = [n for n, p in self.layers.named_parameters() if id(p) not in registered]
             if missing:
-                raise RuntimeError(f"LISA: {len(missing)} layer parameters are not in the optimizer, e.g. {missing[0]}")
+                raise RuntimeError(
+                    f"LISA: {len(missing)} layer parameters are not in the optimizer, e.g. {missing[0]}"
+                )
         # Resuming mid-period: train the same layers, keep their restored moments.
         self._activate(state.global_step // self.interval, optimizer=None)
 

@@ -60,14 +60,19 @@ class TrainJob:
         (its checksums, not its path), the sha256 of both data files, every setting but the
         logging-only ones, the seed, and the selection metric (it decides which checkpoints
         are kept)."""
-        loading = {k: v for k, v in self.model.items() if k not in ("pretrained", "peft", "tokenizer")}
+        loading = {
+            k: v for k, v in self.model.items() if k not in ("pretrained", "peft", "tokenizer")
+        }
         return {
             "method": self.method,
             "parent": model_identity(self.model)["sha256"],
             "loading": loading,
             "train": {k: v for k, v in self.train.items() if k not in settings.LOGGING_ONLY},
             "seed": self.run_seed,
-            "data": {"train": sha256_file(self.train_file), "validation": sha256_file(self.validation_file)},
+            "data": {
+                "train": sha256_file(self.train_file),
+                "validation": sha256_file(self.validation_file),
+            },
             "select_metric": self.select["metric"],
         }
 
@@ -107,7 +112,9 @@ def lisa_recipe(job: TrainJob):
 
     # Every parameter stays trainable here: the optimizer must register all layers (LMFlow#726).
     model = builders.load_model(job.model, "lisa", job.train)
-    cb = lisa.LisaCallback(model, job.train["lisa_layers"], job.train["lisa_interval"], job.run_seed)
+    cb = lisa.LisaCallback(
+        model, job.train["lisa_layers"], job.train["lisa_interval"], job.run_seed
+    )
     return model, [cb]
 
 
@@ -119,8 +126,12 @@ RECIPES: dict[str, Recipe] = {"qlora": qlora, "lora": lora, "full": full, "lisa"
 
 def build_datasets(job: TrainJob, tokenizer) -> tuple[list[data.Example], list[data.Example]]:
     max_length, on_prompt = job.train["max_length"], job.train["train_on_prompt"]
-    train_rows = data.tokenize_dataset(tokenizer, data.read_pairs(job.train_file), max_length, on_prompt)
-    eval_rows = data.tokenize_dataset(tokenizer, data.read_pairs(job.validation_file), max_length, on_prompt)
+    train_rows = data.tokenize_dataset(
+        tokenizer, data.read_pairs(job.train_file), max_length, on_prompt
+    )
+    eval_rows = data.tokenize_dataset(
+        tokenizer, data.read_pairs(job.validation_file), max_length, on_prompt
+    )
     return train_rows, eval_rows
 
 
@@ -131,13 +142,17 @@ def build_trainer(job: TrainJob, callbacks: list[TrainerCallback] | None = None)
     from jaflow.train import history
 
     if job.method not in RECIPES:
-        raise ConfigError(f"models.{job.name}.method: '{job.method}' is not one of {sorted(RECIPES)}")
+        raise ConfigError(
+            f"models.{job.name}.method: '{job.method}' is not one of {sorted(RECIPES)}"
+        )
     seed = job.run_seed
     set_seed(seed)  # LoRA init and anything else random at build time
     tokenizer = builders.load_tokenizer(job.model)
     train_rows, eval_rows = build_datasets(job, tokenizer)
     model, extra = RECIPES[job.method](job)
-    args = builders.training_arguments(job.train, job.method, job.checkpoints, seed, job.select["metric"])
+    args = builders.training_arguments(
+        job.train, job.method, job.checkpoints, seed, job.select["metric"]
+    )
     return Trainer(
         model=model,
         args=args,
@@ -145,7 +160,12 @@ def build_trainer(job: TrainJob, callbacks: list[TrainerCallback] | None = None)
         eval_dataset=eval_rows,
         data_collator=data.collator(tokenizer, job.train["packing"]),
         processing_class=tokenizer,
-        callbacks=[history.ThroughputCallback(), history.EvaluateAtEndCallback(), *extra, *(callbacks or [])],
+        callbacks=[
+            history.ThroughputCallback(),
+            history.EvaluateAtEndCallback(),
+            *extra,
+            *(callbacks or []),
+        ],
     )
 
 
@@ -155,8 +175,15 @@ def train(job: TrainJob, callbacks: list[TrainerCallback] | None = None) -> Trai
 
     trainer = build_trainer(job, callbacks)
     rank, world = trainer.args.process_index, trainer.args.world_size
-    log.info("rank %d/%d: %s (%s), %d train / %d eval examples", rank, world, job.name, job.method,
-             len(trainer.train_dataset), len(trainer.eval_dataset))
+    log.info(
+        "rank %d/%d: %s (%s), %d train / %d eval examples",
+        rank,
+        world,
+        job.name,
+        job.method,
+        len(trainer.train_dataset),
+        len(trainer.eval_dataset),
+    )
     if trainer.is_world_process_zero():
         resume.claim(job.checkpoints, job.fingerprint())
         resume.remove_incomplete(job.checkpoints)
@@ -190,7 +217,9 @@ def write_outputs(job: TrainJob, trainer: Trainer) -> None:
     log.info("rank %d wrote %s", trainer.args.process_index, out)
     if job.method == "lisa":
         cb = next(c for c in trainer.callback_handler.callbacks if isinstance(c, lisa.LisaCallback))
-        rows = lisa.schedule(len(cb.layers), cb.n_active, cb.interval, cb.seed, trainer.state.global_step)
+        rows = lisa.schedule(
+            len(cb.layers), cb.n_active, cb.interval, cb.seed, trainer.state.global_step
+        )
         write_lisa_layers(out / "lisa_layers.csv", rows)
 
 
@@ -209,7 +238,10 @@ def main(argv: list[str] | None = None) -> None:
     import sys
 
     argv = sys.argv[1:] if argv is None else argv
-    logging.basicConfig(level=logging.INFO, format=f"[rank {os.environ.get('RANK', '0')}] %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"[rank {os.environ.get('RANK', '0')}] %(levelname)s %(name)s: %(message)s",
+    )
     train(TrainJob.from_json(Path(argv[0]).read_text(encoding="utf-8")))
 
 

@@ -14,8 +14,14 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin", "model.safetensors",
-                "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "adapter_model.safetensors",
+    "adapter_model.bin",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -94,8 +100,14 @@ def claim(root: str | Path, fingerprint: str) -> bool:
         old = marker.read_text().strip() if marker.is_file() else None
         if old != fingerprint:
             aside = stale_dir(root, old)
-            log.warning("checkpoints in %s come from another job (fingerprint %s, now %s): moved to %s; "
-                        "starting from step 0", root, (old or "none")[:12], fingerprint[:12], aside)
+            log.warning(
+                "checkpoints in %s come from another job (fingerprint %s, now %s): moved to %s; "
+                "starting from step 0",
+                root,
+                (old or "none")[:12],
+                fingerprint[:12],
+                aside,
+            )
             if aside.exists():
                 shutil.rmtree(aside)
             root.rename(aside)

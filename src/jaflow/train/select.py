@@ -26,12 +26,28 @@ from jaflow.train import resume, settings
 
 log = logging.getLogger(__name__)
 
-MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json")
+MODEL_FILES = (
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+)
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
 # what `PreTrainedTokenizerBase.save_pretrained` writes (the Trainer saves it in every checkpoint)
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-                   "chat_template.jinja", "chat_template.json", "tokenizer.model", "spiece.model",
-                   "sentencepiece.bpe.model", "vocab.json", "vocab.txt", "merges.txt")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "tokenizer.model",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+)
 
 
 def has_cuda() -> bool:
@@ -50,7 +66,9 @@ class Candidate:
         return {"step": self.step, "value": self.value, "kept": self.checkpoint is not None}
 
 
-def eval_loss_candidates(log_history: list[dict[str, Any]], checkpoints_dir: str | Path) -> list[Candidate]:
+def eval_loss_candidates(
+    log_history: list[dict[str, Any]], checkpoints_dir: str | Path
+) -> list[Candidate]:
     kept = {resume.checkpoint_step(p): p for p in resume.complete_checkpoints(checkpoints_dir)}
     seen: dict[int, float] = {}
     for entry in log_history:
@@ -73,7 +91,11 @@ def downstream_candidates(
 
 def pick(candidates: list[Candidate], mode: str) -> Candidate:
     """Best kept candidate; ties go to the earliest step. NaN never wins."""
-    usable = [c for c in candidates if c.checkpoint is not None and c.value is not None and not math.isnan(c.value)]
+    usable = [
+        c
+        for c in candidates
+        if c.checkpoint is not None and c.value is not None and not math.isnan(c.value)
+    ]
     if not usable:
         raise DataError("no kept checkpoint has a metric value to select by")
     sign = 1 if mode == "min" else -1
@@ -110,8 +132,11 @@ def parse_metric(metric: str) -> tuple[str, str]:
     return parts[1], parts[2]
 
 
-def lm_eval_scorer(metric: str, model_args: dict[str, Any], select: dict[str, Any]) -> Callable[[Path], float]:
+def lm_eval_scorer(
+    metric: str, model_args: dict[str, Any], select: dict[str, Any]
+) -> Callable[[Path], float]:
     """A score function running lm-eval's `simple_evaluate` on one checkpoint."""
+    select = settings.filled("select", select, "select")
     task, name = parse_metric(metric)
     key = name if "," in name else f"{name},none"
 
@@ -140,13 +165,17 @@ def lm_eval_scorer(metric: str, model_args: dict[str, Any], select: dict[str, An
         )
         results = out["results"].get(task, {})
         if key not in results:
-            raise ConfigError(f"select.metric: task '{task}' reports no '{key}' (has {sorted(results)})")
+            raise ConfigError(
+                f"select.metric: task '{task}' reports no '{key}' (has {sorted(results)})"
+            )
         return float(results[key])
 
     return score
 
 
-def export_model(ckpt: Path, out_dir: Path, model_args: dict[str, Any], merge_adapter: bool) -> dict[str, bool]:
+def export_model(
+    ckpt: Path, out_dir: Path, model_args: dict[str, Any], merge_adapter: bool
+) -> dict[str, bool]:
     """Write the selected checkpoint as an HF directory; returns {"adapter", "merged"}."""
     out_dir.mkdir(parents=True, exist_ok=True)
     adapter = is_adapter_checkpoint(ckpt)
@@ -157,7 +186,9 @@ def export_model(ckpt: Path, out_dir: Path, model_args: dict[str, Any], merge_ad
         files = [ckpt / n for n in names if (ckpt / n).is_file()]
         index = ckpt / "model.safetensors.index.json"
         if index.is_file():
-            files += [ckpt / s for s in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+            files += [
+                ckpt / s for s in sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            ]
         for f in files:
             shutil.copy2(f, out_dir / f.name)
     save_tokenizer(ckpt, out_dir, model_args)
@@ -206,7 +237,9 @@ def select_checkpoint(
     if metric == "eval_loss":
         state = json.loads(Path(state_path).read_text(encoding="utf-8"))
         candidates = eval_loss_candidates(state["log_history"], checkpoints_dir)
-        reason = "lowest eval_loss on the validation split" if mode == "min" else "highest eval_loss"
+        reason = (
+            "lowest eval_loss on the validation split" if mode == "min" else "highest eval_loss"
+        )
     else:
         score = score or lm_eval_scorer(metric, model_args, select)
         candidates = downstream_candidates(checkpoints_dir, score)

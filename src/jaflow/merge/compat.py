@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import transformers
-
 from jaflow.errors import ConfigError
 
 # mergekit 0.1.5's Mixtral output takes llama or mistral inputs, all of one model_type.
@@ -36,7 +34,9 @@ class ModelRef:
         return f"'{self.name}' ({self.path})"
 
 
-def _config(ref: ModelRef) -> transformers.PretrainedConfig:
+def _config(ref: ModelRef):
+    import transformers
+
     try:
         return transformers.AutoConfig.from_pretrained(
             ref.path, trust_remote_code=ref.hf.get("trust_remote_code", False)
@@ -45,7 +45,9 @@ def _config(ref: ModelRef) -> transformers.PretrainedConfig:
         raise ConfigError(f"{ref.role}: cannot read the config of model {ref}: {e}") from None
 
 
-def _tokenizer(ref: ModelRef) -> transformers.PreTrainedTokenizerBase:
+def _tokenizer(ref: ModelRef):
+    import transformers
+
     source = ref.hf.get("tokenizer") or ref.path
     try:
         return transformers.AutoTokenizer.from_pretrained(

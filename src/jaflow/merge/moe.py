@@ -14,8 +14,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import torch
-import transformers
 import yaml
 
 from jaflow.errors import ConfigError
@@ -102,6 +100,9 @@ def check_spec(spec: dict[str, Any]) -> None:
 
 
 def _versions() -> dict[str, str]:
+    import torch
+    import transformers
+
     return {
         "mergekit": version("mergekit"),
         "transformers": transformers.__version__,
@@ -112,6 +113,8 @@ def _versions() -> dict[str, str]:
 
 def _save_tokenizer(base: ModelRef, out: Path) -> None:
     """The base's own tokenizer, unchanged (mergekit's copy switches it to left padding)."""
+    import transformers
+
     transformers.AutoTokenizer.from_pretrained(
         base.hf.get("tokenizer") or base.path,
         use_fast=base.hf.get("use_fast", True),
@@ -127,6 +130,7 @@ def merge_moe(spec: dict[str, Any], out_dir: str | Path, *, seed: int = 0, devic
     Everything is checked first; the directory appears only when the merge succeeded, holding the
     weights, config, tokenizer, `mergekit_moe_config.yml`, `merge.json` and `checksums.sha256`.
     """
+    import transformers
     from mergekit.merge import MergeOptions
     from mergekit.moe.config import MoEMergeConfig
     from mergekit.scripts.moe import build

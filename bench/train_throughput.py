@@ -330,7 +330,7 @@ class QloraPyCollator:
         }
 
 
-def run_qlora_py(model_dir: Path, data_dir: Path, out: Path, steps: int) -> dict:
+def run_qlora_py(model_dir: Path, data_dir: Path, out: Path, steps: int, method: str = "qlora") -> dict:
     from datasets import Dataset
     from peft import get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
@@ -366,7 +366,7 @@ def run_qlora_py(model_dir: Path, data_dir: Path, out: Path, steps: int) -> dict
     return measure(trainer, counter)
 
 
-def run_sft(model_dir: Path, data_dir: Path, out: Path, steps: int) -> dict:
+def run_sft(model_dir: Path, data_dir: Path, out: Path, steps: int, method: str = "qlora") -> dict:
     from datasets import Dataset
     from transformers import AutoTokenizer, set_seed
     from trl import SFTConfig, SFTTrainer
@@ -383,7 +383,7 @@ def run_sft(model_dir: Path, data_dir: Path, out: Path, steps: int) -> dict:
 
     set_seed(SHARED["seed"])
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = load_qlora_model(model_dir)
+    model = load_base(model_dir, method)
     args = SFTConfig(**common_args(out, steps), gradient_checkpointing=True)
     trainer = SFTTrainer(
         model=model,
@@ -398,7 +398,8 @@ def run_sft(model_dir: Path, data_dir: Path, out: Path, steps: int) -> dict:
     return measure(trainer, counter)
 
 
-def run_jaflow(model_dir: Path, data_dir: Path, out: Path, steps: int, packing: bool) -> dict:
+def run_jaflow(model_dir: Path, data_dir: Path, out: Path, steps: int, packing: bool, method: str = "qlora",
+               **overrides) -> dict:
     from jaflow.train.recipes import TrainJob, build_trainer
 
     train = {k: v for k, v in SHARED.items() if k != "seed"} | {

@@ -247,24 +247,22 @@ def common_args(out: Path, steps: int, **extra) -> dict:
     )
 
 
-def load_qlora_model(model_dir: Path):
-    """The 4-bit model as qlora.py loads it (no jaflow code)."""
+def load_base(model_dir: Path, method: str):
+    """The base as qlora.py loads it (no jaflow code): 4-bit nf4 for qlora (`--bits 4`), the
+    compute dtype for lora (`--bits 16`)."""
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     dtype = torch.bfloat16 if has_cuda() else torch.float32
-    q = BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=dtype,
-    )
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir,
-        quantization_config=q,
-        dtype=dtype,
-        device_map={"": 0} if has_cuda() else {"": "cpu"},
-    )
+    kwargs = {"dtype": dtype, "device_map": {"": 0} if has_cuda() else {"": "cpu"}}
+    if method == "qlora":
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+        )
+    model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
     model.config.use_cache = False
     return model
 

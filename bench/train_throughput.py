@@ -328,7 +328,9 @@ class QloraPyCollator:
         }
 
 
-def run_qlora_py(model_dir: Path, data_dir: Path, out: Path, steps: int, method: str = "qlora") -> dict:
+def run_qlora_py(
+    model_dir: Path, data_dir: Path, out: Path, steps: int, method: str = "qlora"
+) -> dict:
     from datasets import Dataset
     from peft import get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
@@ -347,12 +349,19 @@ def run_qlora_py(model_dir: Path, data_dir: Path, out: Path, steps: int, method:
 
     set_seed(SHARED["seed"])
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = prepare_model_for_kbit_training(
-        load_qlora_model(model_dir), use_gradient_checkpointing=True
-    )
+    model = load_base(model_dir, method)
+    if method == "qlora":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
     model = get_peft_model(model, lora_config())
     counter = CountingCollator(QloraPyCollator(tok))
-    args = TrainingArguments(**common_args(out, steps, length_column_name="length"))
+    # qlora.py: gradient checkpointing on (prepare_model_for_kbit_training switches it on for 4-bit)
+    extra = {}
+    if method != "qlora":
+        extra = {
+            "gradient_checkpointing": True,
+            "gradient_checkpointing_kwargs": {"use_reentrant": False},
+        }
+    args = TrainingArguments(**common_args(out, steps, length_column_name="length", **extra))
     trainer = Trainer(
         model=model,
         args=args,
@@ -396,8 +405,15 @@ def run_sft(model_dir: Path, data_dir: Path, out: Path, steps: int, method: str 
     return measure(trainer, counter)
 
 
-def run_jaflow(model_dir: Path, data_dir: Path, out: Path, steps: int, packing: bool, method: str = "qlora",
-               **overrides) -> dict:
+def run_jaflow(
+    model_dir: Path,
+    data_dir: Path,
+    out: Path,
+    steps: int,
+    packing: bool,
+    method: str = "qlora",
+    **overrides,
+) -> dict:
     from jaflow.train.recipes import TrainJob, build_trainer
 
     train = {k: v for k, v in SHARED.items() if k != "seed"} | {

@@ -47,6 +47,7 @@ SIZES = {  # hidden, layers, heads, kv heads, intermediate
     "tiny": (64, 4, 4, 2, 128),
     "small": (256, 8, 8, 2, 704),
     "1b": (2048, 16, 32, 8, 8192),  # Llama-3.2-1B-shaped
+    "7b": (4096, 32, 32, 32, 11008),  # Llama-2-7B-shaped (6.7B parameters)
 }
 VOCAB = 32000
 SHARED = {  # settings every configuration trains with
@@ -73,7 +74,9 @@ def has_cuda() -> bool:
 # -- the world: tokenizer, model, rows ----------------------------------------------------
 
 
-def make_world(root: Path, size: str, n_rows: int, seed: int) -> tuple[Path, Path]:
+def make_world(
+    root: Path, size: str, n_rows: int, seed: int, scale: float = 1.0, n_val: int = 32
+) -> tuple[Path, Path]:
     """A word-level tokenizer over VOCAB words (BOS added by its post-processor), a random Llama
     of `size`, and prompt/response rows with Zipf words and log-normal lengths."""
     import torch
@@ -111,18 +114,18 @@ def make_world(root: Path, size: str, n_rows: int, seed: int) -> tuple[Path, Pat
 
     rows = []
     for i in range(n_rows):
-        prompt = "指示 :\n" + text(length(110, 0.8, 500)) + "\n応答 :\n"
+        prompt = "指示 :\n" + text(length(110 * scale, 0.8, int(500 * scale))) + "\n応答 :\n"
         rows.append(
             {
                 "id": str(i),
                 "source": "bench",
                 "prompt": prompt,
-                "response": text(length(150, 0.9, 480)),
+                "response": text(length(150 * scale, 0.9, int(480 * scale))),
             }
         )
     data_dir = root / "data"
     data_dir.mkdir(parents=True)
-    for split, part in (("train", rows[32:]), ("validation", rows[:32])):
+    for split, part in (("train", rows[n_val:]), ("validation", rows[:n_val])):
         (data_dir / f"{split}.jsonl").write_text(
             "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part), encoding="utf-8"
         )
@@ -134,7 +137,7 @@ def make_world(root: Path, size: str, n_rows: int, seed: int) -> tuple[Path, Pat
         num_attention_heads=heads,
         num_key_value_heads=kv,
         intermediate_size=inter,
-        max_position_embeddings=2048,
+        max_position_embeddings=4096,
         tie_word_embeddings=False,
         bos_token_id=fast.bos_token_id,
         eos_token_id=fast.eos_token_id,
@@ -142,7 +145,14 @@ def make_world(root: Path, size: str, n_rows: int, seed: int) -> tuple[Path, Pat
     )
     torch.manual_seed(seed)
     model_dir = root / "model"
-    LlamaForCausalLM(config).save_pretrained(model_dir)
+    if has_cuda():  # a 7B-shaped model: initialise on the GPU in bf16, not on the CPU in fp32
+        with torch.device("cuda"):
+            model = LlamaForCausalLM(config).to(torch.bfloat16)
+        model.save_pretrained(model_dir)
+        del model
+        torch.cuda.empty_cache()
+    else:
+        LlamaForCausalLM(config).save_pretrained(model_dir)
     fast.save_pretrained(model_dir)
     return model_dir, data_dir
 

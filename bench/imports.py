@@ -110,7 +110,7 @@ def time_imports(code: str, repo: Path, repeat: int) -> tuple[float, str]:
     return best, mods
 
 
-def job_kinds(repo: Path, repeat: int) -> None:
+def job_kinds(repo: Path, repeat: int) -> float:
     torch_s, _ = time_imports("import torch", repo, repeat)
     print(
         f"job kinds of {repo} (top-level imports of workflow/scripts/*.py, best of {repeat}, CPU s)"
@@ -119,9 +119,10 @@ def job_kinds(repo: Path, repeat: int) -> None:
     for script in sorted((repo / "workflow" / "scripts").glob("*.py")):
         s, mods = time_imports(script_imports(script), repo, repeat)
         print(f"  {script.stem:24s} {s:6.2f} s  {s / torch_s:5.2f}x torch   {mods or '-'}")
+    return torch_s
 
 
-def demo(repo: Path, cores: int) -> None:
+def demo(repo: Path, cores: int, torch_s: float) -> None:
     snakemake = str(Path(sys.executable).with_name("snakemake"))
     with tempfile.TemporaryDirectory(prefix="jaflow-imports-") as tmp:
         tmp = Path(tmp)
@@ -191,10 +192,13 @@ def main() -> None:
     ap.add_argument("--skip-demo", action="store_true")
     ap.add_argument("--skip-jobs", action="store_true")
     a = ap.parse_args()
-    if not a.skip_jobs:
+    torch_s = (
         job_kinds(a.repo.resolve(), a.repeat)
+        if not a.skip_jobs
+        else time_imports("import torch", a.repo, 1)[0]
+    )
     if not a.skip_demo:
-        demo(a.repo.resolve(), a.cores)
+        demo(a.repo.resolve(), a.cores, torch_s)
 
 
 if __name__ == "__main__":

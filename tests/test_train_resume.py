@@ -24,8 +24,16 @@ from jaflow.train import resume
 REPO = Path(__file__).resolve().parents[1]
 STEPS, EVERY = 12, 4
 # dropout on: the RNG state must be restored too; lisa switches layers mid-run (interval 3)
-SETTINGS = dict(max_steps=STEPS, eval_steps=EVERY, logging_steps=EVERY, learning_rate=5e-3,
-                lora_dropout=0.1, per_device_train_batch_size=4, lisa_layers=2, lisa_interval=3)
+SETTINGS = dict(
+    max_steps=STEPS,
+    eval_steps=EVERY,
+    logging_steps=EVERY,
+    learning_rate=5e-3,
+    lora_dropout=0.1,
+    per_device_train_batch_size=4,
+    lisa_layers=2,
+    lisa_interval=3,
+)
 
 
 def start(job, tmp_path: Path, tag: str) -> subprocess.Popen:
@@ -33,8 +41,12 @@ def start(job, tmp_path: Path, tag: str) -> subprocess.Popen:
     job_file.write_text(job.to_json(), encoding="utf-8")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
     log = open(tmp_path / f"{tag}.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "jaflow.train.recipes", str(job_file)],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "jaflow.train.recipes", str(job_file)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
 
 
 def evals(job) -> dict[int, float]:
@@ -46,7 +58,11 @@ def final_weights(job) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     ckpt = Path(job.checkpoints) / f"checkpoint-{STEPS}"
-    name = "adapter_model.safetensors" if (ckpt / "adapter_model.safetensors").is_file() else "model.safetensors"
+    name = (
+        "adapter_model.safetensors"
+        if (ckpt / "adapter_model.safetensors").is_file()
+        else "model.safetensors"
+    )
     return load_file(ckpt / name)
 
 
@@ -72,7 +88,9 @@ def test_sigkilled_run_resumes_to_the_same_weights(method, uninterrupted, train_
     proc = start(cut, tmp_path, "killed")
     deadline = time.time() + 300
     while resume.last_complete_checkpoint(cut.checkpoints) is None:
-        assert proc.poll() is None and time.time() < deadline, (tmp_path / "killed.log").read_text()[-3000:]
+        assert proc.poll() is None and time.time() < deadline, (
+            tmp_path / "killed.log"
+        ).read_text()[-3000:]
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
@@ -94,23 +112,46 @@ def test_sigkilled_run_resumes_to_the_same_weights(method, uninterrupted, train_
     wa, wb = final_weights(ref), final_weights(cut)
     assert wa.keys() == wb.keys() and wa
     differ = [k for k in wa if not torch.equal(wa[k], wb[k])]
-    assert not differ, f"{len(differ)} tensors differ after resuming from step {killed_at}, e.g. {differ[0]}"
+    assert not differ, (
+        f"{len(differ)} tensors differ after resuming from step {killed_at}, e.g. {differ[0]}"
+    )
     if method == "lisa":
-        assert (Path(ref.out_dir) / "lisa_layers.csv").read_text() == (Path(cut.out_dir) / "lisa_layers.csv").read_text()
+        assert (Path(ref.out_dir) / "lisa_layers.csv").read_text() == (
+            Path(cut.out_dir) / "lisa_layers.csv"
+        ).read_text()
 
 
 def test_checkpoints_of_other_settings_are_moved_aside(train_world, tmp_path):  # noqa: F811
     from jaflow.train.recipes import train
 
-    job = make_job(train_world, tmp_path / "run", "full", max_steps=4, eval_steps=2, logging_steps=2)
+    job = make_job(
+        train_world, tmp_path / "run", "full", max_steps=4, eval_steps=2, logging_steps=2
+    )
     train(job)
     assert resume.checkpoint_step(resume.last_complete_checkpoint(job.checkpoints)) == 4
     assert resume.claim(job.checkpoints, job.fingerprint())  # same job: kept for resuming
     # logging-only settings do not change the trajectory, hence not the fingerprint
-    assert make_job(train_world, tmp_path / "run", "full", max_steps=4, eval_steps=2, logging_steps=1,
-                    report_to=[]).fingerprint() == job.fingerprint()
-    changed = make_job(train_world, tmp_path / "run", "full", max_steps=6, eval_steps=2, logging_steps=2,
-                       learning_rate=1e-3)
+    assert (
+        make_job(
+            train_world,
+            tmp_path / "run",
+            "full",
+            max_steps=4,
+            eval_steps=2,
+            logging_steps=1,
+            report_to=[],
+        ).fingerprint()
+        == job.fingerprint()
+    )
+    changed = make_job(
+        train_world,
+        tmp_path / "run",
+        "full",
+        max_steps=6,
+        eval_steps=2,
+        logging_steps=2,
+        learning_rate=1e-3,
+    )
     assert changed.fingerprint() != job.fingerprint()
     trainer = train(changed)
     # trained from step 0 with the new settings, not resumed from the old checkpoint-4
@@ -118,7 +159,9 @@ def test_checkpoints_of_other_settings_are_moved_aside(train_world, tmp_path):  
     assert lrs == [1e-3, 1e-3, 1e-3]
     assert resume.checkpoint_step(resume.last_complete_checkpoint(changed.checkpoints)) == 6
     stale = resume.stale_dir(changed.checkpoints, job.fingerprint())
-    assert (stale / "checkpoint-4").is_dir() and (stale / resume.FINGERPRINT).read_text().strip() == job.fingerprint()
+    assert (stale / "checkpoint-4").is_dir() and (
+        stale / resume.FINGERPRINT
+    ).read_text().strip() == job.fingerprint()
 
 
 def test_changed_parent_weights_retrain_the_child_from_scratch(train_world, tmp_path):  # noqa: F811
@@ -181,7 +224,14 @@ class StopAfterSave(TrainerCallback):
 def test_lisa_resumes_mid_period_to_the_same_result(train_world, tmp_path):  # noqa: F811
     from jaflow.train.recipes import train
 
-    kw = dict(max_steps=9, eval_steps=2, logging_steps=2, lisa_layers=2, lisa_interval=3, learning_rate=1e-3)
+    kw = dict(
+        max_steps=9,
+        eval_steps=2,
+        logging_steps=2,
+        lisa_layers=2,
+        lisa_interval=3,
+        learning_rate=1e-3,
+    )
     ref = make_job(train_world, tmp_path / "ref", "lisa", **kw)
     cut = make_job(train_world, tmp_path / "cut", "lisa", **kw)
     train(ref)
@@ -192,4 +242,6 @@ def test_lisa_resumes_mid_period_to_the_same_result(train_world, tmp_path):  # n
     assert sorted(a) == sorted(b) == [2, 4, 6, 8, 9]
     for step in a:
         assert abs(a[step] - b[step]) <= 1e-6, (step, a[step], b[step])
-    assert (tmp_path / "ref" / "lisa_layers.csv").read_text() == (tmp_path / "cut" / "lisa_layers.csv").read_text()
+    assert (tmp_path / "ref" / "lisa_layers.csv").read_text() == (
+        tmp_path / "cut" / "lisa_layers.csv"
+    ).read_text()

@@ -56,10 +56,14 @@ def _tokenizer(ref: ModelRef):
             trust_remote_code=ref.hf.get("trust_remote_code", False),
         )
     except (OSError, ValueError) as e:
-        raise ConfigError(f"{ref.role}: cannot load the tokenizer of model {ref} from {source}: {e}") from None
+        raise ConfigError(
+            f"{ref.role}: cannot load the tokenizer of model {ref} from {source}: {e}"
+        ) from None
 
 
-def _mismatch(where: str, field: str, expert: ModelRef, a: Any, base: ModelRef, b: Any) -> ConfigError:
+def _mismatch(
+    where: str, field: str, expert: ModelRef, a: Any, base: ModelRef, b: Any
+) -> ConfigError:
     return ConfigError(
         f"{where}: expert {expert} is not compatible with base {base}: {field} differs "
         f"(expert {field}={a!r}, base {field}={b!r}); mergekit-moe needs every expert shaped like the base"

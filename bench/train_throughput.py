@@ -436,12 +436,12 @@ def run_jaflow(
     train = {k: v for k, v in SHARED.items() if k != "seed"} | {
         "max_steps": steps,
         "logging_steps": 1,
-        "max_length": 2048,
+        "max_length": 4096,
         "packing": packing,
-    }
+    } | overrides
     job = TrainJob(
         name="bench",
-        method="qlora",
+        method=method,
         model={
             "pretrained": str(model_dir),
             "peft": None,

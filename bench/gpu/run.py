@@ -129,6 +129,10 @@ def main(argv: list[str] | None = None) -> dict:
         "--budget-s", type=float, default=540.0, help="stop starting new configurations after this"
     )
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--only", default=None, help="run only the configurations whose name contains this"
+    )
+    p.add_argument("--no-eval-speed", action="store_true")
     a = p.parse_args(argv)
     import torch
     from transformers import AutoConfig
@@ -209,6 +213,8 @@ def main(argv: list[str] | None = None) -> dict:
             lisa_interval=2,
             optim="adamw_torch",
         )
+        if a.only:
+            configs = {k: v for k, v in configs.items() if a.only in k}
         for name, fn in configs.items():
             if time.perf_counter() - start > a.budget_s:
                 report["skipped"].append(name)
@@ -234,7 +240,9 @@ def main(argv: list[str] | None = None) -> dict:
                 flush=True,
             )
             save()
-        if time.perf_counter() - start < a.budget_s + 30:
+        if a.no_eval_speed:
+            pass
+        elif time.perf_counter() - start < a.budget_s + 30:
             try:
                 report["eval_speed"] = eval_speed(model_dir, 200 if tt.has_cuda() else 8, 16)
             except Exception as e:

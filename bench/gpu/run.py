@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument(
-        "--only", default=None, help="run only the configurations whose name contains this"
+        "--only", default=None, help="run only the configurations whose name starts with this"
     )
     p.add_argument("--no-eval-speed", action="store_true")
     a = p.parse_args(argv)
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> dict:
             optim="adamw_torch",
         )
         if a.only:
-            configs = {k: v for k, v in configs.items() if a.only in k}
+            configs = {k: v for k, v in configs.items() if k.startswith(a.only)}
         for name, fn in configs.items():
             if time.perf_counter() - start > a.budget_s:
                 report["skipped"].append(name)

@@ -13,7 +13,7 @@ rm -rf "$FLOOR"
 SP=$("$FLOOR/bin/python" -c "import site; print(site.getsitepackages()[0])")
 "$BASE" -c "import site; print(site.getsitepackages()[0])" > "$SP/zz_base.pth"
 "$BASE" -m pip --python "$FLOOR/bin/python" install -q --no-deps --target "$SP" \
-  "transformers==5.17.0" "huggingface-hub==1.33.0"
+  "transformers==5.17.0" "huggingface-hub==1.33.0" httpx httpcore  # 5.17 needs httpx; 5.24 does not
 "$FLOOR/bin/python" -c "import transformers; print('transformers', transformers.__version__)"
 PYTHONPATH=$PWD/src OMP_NUM_THREADS=1 "$FLOOR/bin/python" -m pytest -q -p no:cacheprovider \
   tests/test_train.py tests/test_train_resume.py -k "not downstream"

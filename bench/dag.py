@@ -39,8 +39,7 @@ def sweep_config(points: int) -> dict:
         "big": {
             "model": "sweep_template",
             "points": [
-                {"train.lora_r": r, "train.learning_rate": lr}
-                for lr in rates for r in ranks
+                {"train.lora_r": r, "train.learning_rate": lr} for lr in rates for r in ranks
             ][:points],
         }
     }
@@ -56,8 +55,13 @@ def snakemake(args: list[str], cwd: Path) -> tuple[float, str]:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    out = subprocess.run([SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), *args],
-                         cwd=cwd, env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     CPU_S.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
@@ -77,7 +81,12 @@ def bench_dag(points: int, repeat: int) -> tuple[float, int]:
         cfg.write_text(yaml.safe_dump(sweep_config(points), sort_keys=False))
         runs = []
         for _ in range(repeat):
-            runs.append((*snakemake(["-n", "--quiet", "rules", "--configfile", str(cfg)], Path(tmp)), CPU_S[-1]))
+            runs.append(
+                (
+                    *snakemake(["-n", "--quiet", "rules", "--configfile", str(cfg)], Path(tmp)),
+                    CPU_S[-1],
+                )
+            )
     best = min(runs)
     return best[0], best[2], job_count(runs[0][1])
 
@@ -102,24 +111,38 @@ def bench_noop(demo_dir: Path, targets: list[str], cores: int, repeat: int) -> t
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--points", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--demo-dir", type=Path, default=Path(tempfile.gettempdir()) / "jaflow-bench-demo",
-                    help="where the demo is built once and rerun (kept between invocations)")
+    ap.add_argument(
+        "--demo-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "jaflow-bench-demo",
+        help="where the demo is built once and rerun (kept between invocations)",
+    )
     ap.add_argument("--demo-targets", nargs="*", default=["all"])
     ap.add_argument("--cores", type=int, default=2)
     args = ap.parse_args()
 
     load = os.getloadavg()[0]
-    print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f} (wall time counts waiting for a CPU)")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {load:.1f} (wall time counts waiting for a CPU)"
+    )
     dag_s, dag_cpu, dag_jobs = bench_dag(args.points, args.repeat)
-    print(f"DAG of a {args.points}-point sweep: {dag_s:.2f} s wall, {dag_cpu:.2f} s CPU, {dag_jobs} jobs "
-          f"(target < {TARGET_DAG_S:.0f} s: {'met' if dag_s < TARGET_DAG_S else 'MISSED'})")
-    noop_s, noop_cpu, noop_jobs = bench_noop(args.demo_dir, args.demo_targets, args.cores, args.repeat)
-    print(f"no-op rerun of the finished demo ({' '.join(args.demo_targets)}): {noop_s:.2f} s wall, "
-          f"{noop_cpu:.2f} s CPU, 0 of {noop_jobs} jobs run (target < {TARGET_NOOP_S:.0f} s: "
-          f"{'met' if noop_s < TARGET_NOOP_S else 'MISSED'})")
+    print(
+        f"DAG of a {args.points}-point sweep: {dag_s:.2f} s wall, {dag_cpu:.2f} s CPU, {dag_jobs} jobs "
+        f"(target < {TARGET_DAG_S:.0f} s: {'met' if dag_s < TARGET_DAG_S else 'MISSED'})"
+    )
+    noop_s, noop_cpu, noop_jobs = bench_noop(
+        args.demo_dir, args.demo_targets, args.cores, args.repeat
+    )
+    print(
+        f"no-op rerun of the finished demo ({' '.join(args.demo_targets)}): {noop_s:.2f} s wall, "
+        f"{noop_cpu:.2f} s CPU, 0 of {noop_jobs} jobs run (target < {TARGET_NOOP_S:.0f} s: "
+        f"{'met' if noop_s < TARGET_NOOP_S else 'MISSED'})"
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from jaflow.config import load_yaml, validate_config
+from jaflow.config.sweeps import expand_sweeps
 from jaflow.errors import ConfigError
 from jaflow.graph import ModelGraph
 from jaflow.report import cards, load
@@ -20,7 +21,6 @@ from jaflow.report.build import build_report
 from jaflow.report.check import check_report_specs
 from jaflow.report.params import quiet
 from jaflow.report.sweeps import report_sweep_points
-from jaflow.config.sweeps import expand_sweeps
 
 DATA = Path(__file__).parent / "data" / "report"
 REPO = Path(__file__).resolve().parents[1]

@@ -8,8 +8,16 @@ import json
 import random
 from pathlib import Path
 
-PAIRS = [("あつい", "さむい"), ("たかい", "ひくい"), ("おおきい", "ちいさい"), ("はやい", "おそい"),
-         ("ながい", "みじかい"), ("あかるい", "くらい"), ("おもい", "かるい"), ("ひろい", "せまい")]
+PAIRS = [
+    ("あつい", "さむい"),
+    ("たかい", "ひくい"),
+    ("おおきい", "ちいさい"),
+    ("はやい", "おそい"),
+    ("ながい", "みじかい"),
+    ("あかるい", "くらい"),
+    ("おもい", "かるい"),
+    ("ひろい", "せまい"),
+]
 FILLER = "きょうはいいてんきですねほんとうにそうおもいます"
 PROMPT = "### 指示:\n{filler}。{word}の反対は?\n\n### 応答:\n"
 
@@ -20,9 +28,15 @@ def rows(n: int, seed: int) -> list[dict[str, str]]:
     for i in range(n):
         word, opposite = rng.choice(PAIRS)
         k = rng.randint(0, 8)
-        filler = FILLER[k:k + rng.randint(2, 10)]
-        out.append({"id": f"syn:{seed}:{i}", "source": "syn", "prompt": PROMPT.format(filler=filler, word=word),
-                    "response": opposite})
+        filler = FILLER[k : k + rng.randint(2, 10)]
+        out.append(
+            {
+                "id": f"syn:{seed}:{i}",
+                "source": "syn",
+                "prompt": PROMPT.format(filler=filler, word=word),
+                "response": opposite,
+            }
+        )
     return out
 
 
@@ -41,11 +55,21 @@ def build_mixtral(tokenizer_dir: Path, out_dir: Path, num_layers: int = 4, seed:
     from transformers import AutoTokenizer, MixtralConfig, MixtralForCausalLM
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    config = MixtralConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=num_layers,
-                           num_attention_heads=4, num_key_value_heads=4, intermediate_size=128,
-                           max_position_embeddings=256, num_local_experts=4, num_experts_per_tok=2,
-                           bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                           pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
+    config = MixtralConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=256,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=False,
+    )
     torch.manual_seed(seed)
     MixtralForCausalLM(config).save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
@@ -62,21 +86,49 @@ def train_world(tmp_path_factory, tiny_tokenizer_dir, tiny_model):
     """Paths of the tiny world: tokenizer, llama (conftest's), and the synthetic dataset."""
     root = tmp_path_factory.mktemp("train_world")
     write_dataset(root / "data")
-    return {"root": root, "tokenizer": tiny_tokenizer_dir, "llama": tiny_model("llama"), "data": root / "data",
-            "tiny_model": tiny_model}
+    return {
+        "root": root,
+        "tokenizer": tiny_tokenizer_dir,
+        "llama": tiny_model("llama"),
+        "data": root / "data",
+        "tiny_model": tiny_model,
+    }
 
 
-def make_job(world, out_dir: Path, method: str, model_dir: Path | None = None, **train):
+def make_job(
+    world, out_dir: Path, method: str, model_dir: Path | None = None, select=None, **train
+):
     from jaflow.train.recipes import TrainJob
 
-    defaults = {"max_steps": 20, "eval_steps": 5, "logging_steps": 5, "learning_rate": 3e-3, "lora_r": 8,
-                "lora_alpha": 16, "per_device_train_batch_size": 8, "per_device_eval_batch_size": 16,
-                "gradient_accumulation_steps": 1, "warmup_ratio": 0.0,
-                "gradient_checkpointing": False}
+    defaults = {
+        "max_steps": 20,
+        "eval_steps": 5,
+        "logging_steps": 5,
+        "learning_rate": 3e-3,
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "per_device_train_batch_size": 8,
+        "per_device_eval_batch_size": 16,
+        "gradient_accumulation_steps": 1,
+        "warmup_ratio": 0.0,
+        "gradient_checkpointing": False,
+    }
     return TrainJob(
-        name=out_dir.name, method=method,
-        model={"pretrained": str(model_dir or world["llama"]), "peft": None, "tokenizer": None,
-               "use_fast": True, "trust_remote_code": False, "dtype": "auto"},
-        train_file=str(world["data"] / "train.jsonl"), validation_file=str(world["data"] / "validation.jsonl"),
-        out_dir=str(out_dir), checkpoints=str(out_dir / "checkpoints"), train=defaults | train, seed=0,
+        name=out_dir.name,
+        method=method,
+        model={
+            "pretrained": str(model_dir or world["llama"]),
+            "peft": None,
+            "tokenizer": None,
+            "use_fast": True,
+            "trust_remote_code": False,
+            "dtype": "auto",
+        },
+        train_file=str(world["data"] / "train.jsonl"),
+        validation_file=str(world["data"] / "validation.jsonl"),
+        out_dir=str(out_dir),
+        checkpoints=str(out_dir / "checkpoints"),
+        train=defaults | train,
+        seed=0,
+        select=select or {},
     )

@@ -1,10 +1,12 @@
 """Pick free GPUs for a job on one workstation.
 
 Snakemake counts GPUs (`--resources gpu=N`, the local profile) but never says which device a
-job may use, so two jobs would both start on cuda:0. A job script wraps its work in
-`claim_gpus(snakemake.resources.get("gpu", 0))`: it locks free device ids (one lock file per
-device, released when the process ends, even on a crash) and sets CUDA_VISIBLE_DEVICES before
-torch touches CUDA. Under Slurm the job's devices are already bound, so nothing is done.
+job may use, so two jobs would both start on cuda:0. Every GPU job's script (each rule the local
+profile gives a `gpu` resource; tests/test_gpus.py checks they all do) wraps its work in
+`job_gpus(snakemake.resources)`: it locks free device ids (one lock file per device, released
+when the process ends, even on a crash) and sets CUDA_VISIBLE_DEVICES before torch touches
+CUDA. A job without a `gpu` resource (a plain CPU run) and a job under Slurm (its devices are
+already bound) are left as they are.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 LOCK_DIR = ".snakemake/gpu_locks"
 
@@ -67,3 +70,12 @@ def claim_gpus(n: int, lock_dir: str | Path = LOCK_DIR, poll_s: float = 1.0) -> 
             os.environ["CUDA_VISIBLE_DEVICES"] = previous
         for _, fd in held:
             os.close(fd)
+
+
+def job_gpus(resources: Any) -> contextlib.AbstractContextManager[list[str]]:
+    """`claim_gpus` for a Snakemake job: as many devices as its `gpu` resource (none if unset)."""
+    items = dict(resources.items()) if hasattr(resources, "items") else {}
+    n = items.get("gpu") or 0
+    if not isinstance(n, int) or n < 0:
+        raise ValueError(f"resources.gpu: expected a whole number of GPUs, got {n!r}")
+    return claim_gpus(n)

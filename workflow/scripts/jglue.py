@@ -3,9 +3,10 @@
 from pathlib import Path
 
 from jaflow.evaluate.jglue.run import evaluate_suite
+from jaflow.gpus import job_gpus
 from jaflow.logs import log_to
 
-with log_to(snakemake.log[0]):
+with log_to(snakemake.log[0]), job_gpus(snakemake.resources):
     cfg = snakemake.params.settings
     evaluate_suite(
         model=snakemake.wildcards.model,

@@ -2,8 +2,9 @@
 
 import jaflow.logs
 from jaflow.evaluate.mtbench.pipeline import answer_stage
+from jaflow.gpus import job_gpus
 
-with jaflow.logs.log_to(snakemake.log[0]):
+with jaflow.logs.log_to(snakemake.log[0]), job_gpus(snakemake.resources):
     answer_stage(
         questions=snakemake.params.questions,
         output=snakemake.output[0],

@@ -2,8 +2,9 @@
 
 import jaflow.logs
 from jaflow.evaluate.mtbench.pipeline import judge_stage
+from jaflow.gpus import job_gpus
 
-with jaflow.logs.log_to(snakemake.log[0]):
+with jaflow.logs.log_to(snakemake.log[0]), job_gpus(snakemake.resources):
     judge_stage(
         answers=snakemake.input.answers,
         questions=snakemake.params.questions,

@@ -1,9 +1,10 @@
 """Rule select_checkpoint: best checkpoint of a training run -> results/models/<name>/."""
 
 import jaflow.logs
+from jaflow.gpus import job_gpus
 from jaflow.train.select import select_checkpoint
 
-with jaflow.logs.log_to(snakemake.log[0]):
+with jaflow.logs.log_to(snakemake.log[0]), job_gpus(snakemake.resources):
     select_checkpoint(
         state_path=snakemake.input.state,
         checkpoints_dir=snakemake.params.checkpoints,

@@ -3,10 +3,11 @@
 from pathlib import Path
 
 import jaflow.logs
+from jaflow.gpus import job_gpus
 from jaflow.train.launch import nproc, run
 from jaflow.train.recipes import TrainJob
 
-with jaflow.logs.log_to(snakemake.log[0]):
+with jaflow.logs.log_to(snakemake.log[0]), job_gpus(snakemake.resources):
     node = snakemake.params.node
     job = TrainJob(
         name=node["name"],

@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import transformers
-
 from jaflow.errors import ConfigError
 
 # mergekit 0.1.5's Mixtral output takes llama or mistral inputs, all of one model_type.
@@ -36,7 +34,9 @@ class ModelRef:
         return f"'{self.name}' ({self.path})"
 
 
-def _config(ref: ModelRef) -> transformers.PretrainedConfig:
+def _config(ref: ModelRef):
+    import transformers
+
     try:
         return transformers.AutoConfig.from_pretrained(
             ref.path, trust_remote_code=ref.hf["trust_remote_code"]
@@ -45,7 +45,9 @@ def _config(ref: ModelRef) -> transformers.PretrainedConfig:
         raise ConfigError(f"{ref.role}: cannot read the config of model {ref}: {e}") from None
 
 
-def _tokenizer(ref: ModelRef) -> transformers.PreTrainedTokenizerBase:
+def _tokenizer(ref: ModelRef):
+    import transformers
+
     source = ref.hf.get("tokenizer") or ref.path
     try:
         return transformers.AutoTokenizer.from_pretrained(
@@ -54,10 +56,14 @@ def _tokenizer(ref: ModelRef) -> transformers.PreTrainedTokenizerBase:
             trust_remote_code=ref.hf["trust_remote_code"],
         )
     except (OSError, ValueError) as e:
-        raise ConfigError(f"{ref.role}: cannot load the tokenizer of model {ref} from {source}: {e}") from None
+        raise ConfigError(
+            f"{ref.role}: cannot load the tokenizer of model {ref} from {source}: {e}"
+        ) from None
 
 
-def _mismatch(where: str, field: str, expert: ModelRef, a: Any, base: ModelRef, b: Any) -> ConfigError:
+def _mismatch(
+    where: str, field: str, expert: ModelRef, a: Any, base: ModelRef, b: Any
+) -> ConfigError:
     return ConfigError(
         f"{where}: expert {expert} is not compatible with base {base}: {field} differs "
         f"(expert {field}={a!r}, base {field}={b!r}); mergekit-moe needs every expert shaped like the base"

@@ -14,8 +14,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import torch
-import transformers
 import yaml
 
 from jaflow.errors import ConfigError
@@ -31,12 +29,15 @@ EXPERT_OPTIONS = ("positive_prompts", "negative_prompts", "noise_scale", "residu
 
 def _refs(spec: dict[str, Any]) -> tuple[ModelRef, list[ModelRef]]:
     base = ModelRef(spec["base"].get("model", spec["base"]["pretrained"]), "base", spec["base"])
-    experts = [ModelRef(e["model"], f"experts[{i}]", e["hf"]) for i, e in enumerate(spec["experts"])]
+    experts = [
+        ModelRef(e["model"], f"experts[{i}]", e["hf"]) for i, e in enumerate(spec["experts"])
+    ]
     return base, experts
 
 
 def mergekit_config(spec: dict[str, Any]) -> dict[str, Any]:
     """mergekit-moe's YAML config (as a dict) for a merge spec from the workflow's `merge_spec`."""
+
     def ref(hf: dict[str, Any]) -> dict[str, Any]:
         # A mapping, not a string: mergekit would read '+' in a path as a LoRA and '@' as a revision.
         return {"model": {"path": hf["pretrained"]}}
@@ -103,6 +104,9 @@ def check_spec(spec: dict[str, Any]) -> None:
 
 
 def _versions() -> dict[str, str]:
+    import torch
+    import transformers
+
     return {
         "mergekit": version("mergekit"),
         "transformers": transformers.__version__,
@@ -113,6 +117,8 @@ def _versions() -> dict[str, str]:
 
 def _save_tokenizer(base: ModelRef, out: Path) -> None:
     """The base's own tokenizer, unchanged (mergekit's copy switches it to left padding)."""
+    import transformers
+
     transformers.AutoTokenizer.from_pretrained(
         base.hf.get("tokenizer") or base.path,
         use_fast=base.hf["use_fast"],
@@ -122,12 +128,15 @@ def _save_tokenizer(base: ModelRef, out: Path) -> None:
         transformers.GenerationConfig.from_pretrained(base.path).save_pretrained(out)
 
 
-def merge_moe(spec: dict[str, Any], out_dir: str | Path, *, seed: int = 0, device: str = "auto") -> Path:
+def merge_moe(
+    spec: dict[str, Any], out_dir: str | Path, *, seed: int = 0, device: str = "auto"
+) -> Path:
     """Merge `spec` (see workflow/rules/common.smk `merge_spec`) into an HF Mixtral dir at `out_dir`.
 
     Everything is checked first; the directory appears only when the merge succeeded, holding the
     weights, config, tokenizer, `mergekit_moe_config.yml`, `merge.json` and `checksums.sha256`.
     """
+    import transformers
     from mergekit.merge import MergeOptions
     from mergekit.moe.config import MoEMergeConfig
     from mergekit.scripts.moe import build
@@ -138,7 +147,9 @@ def merge_moe(spec: dict[str, Any], out_dir: str | Path, *, seed: int = 0, devic
 
     config = mergekit_config(spec)
     trust = any(r.hf["trust_remote_code"] for r in [base, *experts])
-    options = MergeOptions(copy_tokenizer=False, device=device, trust_remote_code=trust, random_seed=seed)
+    options = MergeOptions(
+        copy_tokenizer=False, device=device, trust_remote_code=trust, random_seed=seed
+    )
     out_dir = Path(out_dir)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
@@ -146,21 +157,26 @@ def merge_moe(spec: dict[str, Any], out_dir: str | Path, *, seed: int = 0, devic
         log.info("mergekit-moe: %s experts, gate_mode=%s", len(experts), config["gate_mode"])
         build(MoEMergeConfig.model_validate(config), str(tmp), options, device=options.device)
         _save_tokenizer(base, tmp)
-        (tmp / "mergekit_moe_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+        (tmp / "mergekit_moe_config.yml").write_text(
+            yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+        )
         out_cfg = transformers.AutoConfig.from_pretrained(tmp)
-        write_json(tmp / "merge.json", {
-            "name": spec.get("name"),
-            "base": base.name,
-            "experts": [e.name for e in experts],
-            # what the merge was made from, by content (weights' checksums, or hub id + revision)
-            "inputs": {r.name: model_identity(r.hf) for r in [base, *experts]},
-            "architecture": out_cfg.architectures[0],
-            "num_local_experts": out_cfg.num_local_experts,
-            "num_experts_per_tok": out_cfg.num_experts_per_tok,
-            "seed": seed,
-            "mergekit_config": config,
-            "versions": _versions(),
-            "sha256": sha256_tree(tmp, suffixes=WEIGHT_SUFFIXES),
-        })
+        write_json(
+            tmp / "merge.json",
+            {
+                "name": spec.get("name"),
+                "base": base.name,
+                "experts": [e.name for e in experts],
+                # what the merge was made from, by content (weights' checksums, or hub id + revision)
+                "inputs": {r.name: model_identity(r.hf) for r in [base, *experts]},
+                "architecture": out_cfg.architectures[0],
+                "num_local_experts": out_cfg.num_local_experts,
+                "num_experts_per_tok": out_cfg.num_experts_per_tok,
+                "seed": seed,
+                "mergekit_config": config,
+                "versions": _versions(),
+                "sha256": sha256_tree(tmp, suffixes=WEIGHT_SUFFIXES),
+            },
+        )
         write_checksums(tmp)
     return out_dir

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jaflow.errors import ConfigError
 from jaflow.config.sweeps import _labels, all_sweep_points
+from jaflow.errors import ConfigError
 
 
 def report_sweep_points(

@@ -1,8 +1,13 @@
-"""Tokenization with prompt masking, per-batch padding and optional packing.
+"""Tokenization with prompt masking, and batches that are padded or padding-free (packed).
 
 Prompt and response are tokenized separately and concatenated, so the label mask falls exactly
 on the boundary (see the tokenizer trap in docs: a merge across the boundary would silently
 shift it). Loss is on the response and EOS only unless `train_on_prompt`.
+
+Packing (`FlatCollator`) lays a batch's examples end to end in one row, each with its own
+position ids from 0; attention kernels read the boundaries from the position ids (FlashAttention
+varlen, or the block-diagonal mask transformers builds for sdpa/eager), so no attention crosses
+an example and the loss is that of the padded batch, with no padding computed.
 """
 
 from __future__ import annotations
@@ -12,8 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from jaflow.errors import DataError
 from jaflow.io import read_jsonl
@@ -30,7 +33,9 @@ def read_pairs(path: str | Path) -> list[dict[str, str]]:
     for lineno, row in enumerate(rows, start=1):
         for key in ("prompt", "response"):
             if not isinstance(row.get(key), str):
-                raise DataError(f"{path}:{lineno}: field '{key}' must be a string, got {row.get(key)!r}")
+                raise DataError(
+                    f"{path}:{lineno}: field '{key}' must be a string, got {row.get(key)!r}"
+                )
     if not rows:
         raise DataError(f"{path}: no rows")
     return rows
@@ -58,7 +63,7 @@ def tokenize_example(
     if len(p_ids) + len(r_ids) > budget:
         keep_r = min(len(r_ids), max(budget - len(p_ids), budget // 2))
         r_ids = r_ids[:keep_r]
-        p_ids = p_ids[len(p_ids) - (budget - keep_r):] if budget - keep_r > 0 else []
+        p_ids = p_ids[len(p_ids) - (budget - keep_r) :] if budget - keep_r > 0 else []
     prompt_part = bos + p_ids
     input_ids = prompt_part + r_ids
     if train_on_prompt:
@@ -72,32 +77,20 @@ def tokenize_dataset(
     tokenizer, rows: Sequence[dict[str, str]], max_length: int, train_on_prompt: bool = False
 ) -> list[Example]:
     """Tokenize every row; rows left with no label token (all truncated away) are dropped."""
-    out = [tokenize_example(tokenizer, r["prompt"], r["response"], max_length, train_on_prompt) for r in rows]
+    out = [
+        tokenize_example(tokenizer, r["prompt"], r["response"], max_length, train_on_prompt)
+        for r in rows
+    ]
     kept = [e for e in out if any(t != IGNORE_INDEX for t in e["labels"])]
     if len(kept) < len(out):
-        log.warning("dropped %d of %d rows with no response tokens left after truncation", len(out) - len(kept), len(out))
+        log.warning(
+            "dropped %d of %d rows with no response tokens left after truncation",
+            len(out) - len(kept),
+            len(out),
+        )
     if not kept:
         raise DataError("no training example has response tokens within max_length")
     return kept
-
-
-def pack(examples: Sequence[Example], max_length: int) -> list[Example]:
-    """Concatenate whole examples greedily into sequences of at most `max_length` tokens.
-
-    Examples keep their own labels (prompt masking survives); attention spans the whole pack,
-    as in qlora/TRL's simple packing.
-    """
-    packs: list[Example] = []
-    cur: Example = {"input_ids": [], "attention_mask": [], "labels": []}
-    for ex in examples:
-        if cur["input_ids"] and len(cur["input_ids"]) + len(ex["input_ids"]) > max_length:
-            packs.append(cur)
-            cur = {"input_ids": [], "attention_mask": [], "labels": []}
-        for k in cur:
-            cur[k] = cur[k] + ex[k]
-    if cur["input_ids"]:
-        packs.append(cur)
-    return packs
 
 
 @dataclass
@@ -106,7 +99,9 @@ class Collator:
 
     pad_token_id: int
 
-    def __call__(self, batch: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def __call__(self, batch: Sequence[dict[str, Any]]):
+        import torch
+
         width = max(len(b["input_ids"]) for b in batch)
         out: dict[str, list[list[int]]] = {"input_ids": [], "attention_mask": [], "labels": []}
         for b in batch:
@@ -115,6 +110,36 @@ class Collator:
             out["attention_mask"].append(list(b["attention_mask"]) + [0] * n)
             out["labels"].append(list(b["labels"]) + [IGNORE_INDEX] * n)
         return {k: torch.tensor(v, dtype=torch.long) for k, v in out.items()}
+
+
+@dataclass
+class FlatCollator:
+    """One row of the batch's examples end to end, position ids restarting at each example.
+
+    The first label of each example is -100: the token before it belongs to another example
+    (in a padded batch nothing predicts an example's first token either).
+    """
+
+    def __call__(self, batch: Sequence[dict[str, Any]]):
+        import torch
+
+        ids: list[int] = []
+        labels: list[int] = []
+        positions: list[int] = []
+        for b in batch:
+            n = len(b["input_ids"])
+            ids += list(b["input_ids"])
+            labels += [IGNORE_INDEX] + list(b["labels"][1:])
+            positions += range(n)
+        return {
+            "input_ids": torch.tensor([ids], dtype=torch.long),
+            "labels": torch.tensor([labels], dtype=torch.long),
+            "position_ids": torch.tensor([positions], dtype=torch.long),
+        }
+
+
+def collator(tokenizer, packing: bool):
+    return FlatCollator() if packing else Collator(pad_token_id(tokenizer))
 
 
 def pad_token_id(tokenizer) -> int:

@@ -13,7 +13,15 @@ from transformers import TrainerCallback
 
 from jaflow.io import atomic_path
 
-COLUMNS = ("step", "epoch", "train_loss", "eval_loss", "learning_rate", "tokens_seen", "tokens_per_s")
+COLUMNS = (
+    "step",
+    "epoch",
+    "train_loss",
+    "eval_loss",
+    "learning_rate",
+    "tokens_seen",
+    "tokens_per_s",
+)
 
 
 class ThroughputCallback(TrainerCallback):
@@ -52,7 +60,9 @@ def tidy_rows(log_history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for entry in log_history:
         if "step" not in entry or "train_loss" in entry:  # skip the end-of-training summary
             continue
-        row = rows.setdefault(int(entry["step"]), {c: None for c in COLUMNS} | {"step": int(entry["step"])})
+        row = rows.setdefault(
+            int(entry["step"]), {c: None for c in COLUMNS} | {"step": int(entry["step"])}
+        )
         mapping = {
             "epoch": "epoch",
             "loss": "train_loss",
@@ -79,4 +89,7 @@ def write_log_history(path: str | Path, log_history: Sequence[dict[str, Any]]) -
 
 def read_log_history(path: str | Path) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as f:
-        return [{k: (float(v) if v not in ("", None) else None) for k, v in row.items()} for row in csv.DictReader(f)]
+        return [
+            {k: (float(v) if v not in ("", None) else None) for k, v in row.items()}
+            for row in csv.DictReader(f)
+        ]

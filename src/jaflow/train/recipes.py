@@ -10,7 +10,6 @@ resume from the last complete checkpoint, write the tidy log.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import logging
@@ -18,13 +17,15 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-from transformers import Trainer, TrainerCallback, TrainerState, set_seed
+from typing import TYPE_CHECKING, Any
 
 from jaflow.errors import ConfigError
 from jaflow.io import atomic_path, sha256_file
-from jaflow.train import builders, data, distributed, history, lisa, resume
+from jaflow.provenance import digest, model_identity
+from jaflow.train import builders, data, distributed, resume, settings
+
+if TYPE_CHECKING:  # transformers is imported where the Trainer is built
+    from transformers import Trainer, TrainerCallback
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +45,40 @@ class TrainJob:
     select: dict[str, Any] = field(default_factory=dict)
     seed: int = 1234
 
+    def __post_init__(self) -> None:
+        # the workflow passes filled blocks; a job made by hand gets the same schema defaults
+        self.train = settings.filled("train", self.train, f"models.{self.name}.train")
+        self.select = settings.filled("select", self.select, f"models.{self.name}.select")
+
     @property
     def run_seed(self) -> int:
-        s = self.train.get("seed")
+        s = self.train["seed"]
         return self.seed if s is None else s
 
+    def fingerprint_parts(self) -> dict[str, Any]:
+        """What decides the weights a run ends with, by content: the parent model's identity
+        (its checksums, not its path), the sha256 of both data files, every setting but the
+        logging-only ones, the seed, and the selection metric (it decides which checkpoints
+        are kept)."""
+        loading = {
+            k: v for k, v in self.model.items() if k not in ("pretrained", "peft", "tokenizer")
+        }
+        return {
+            "method": self.method,
+            "parent": model_identity(self.model)["sha256"],
+            "loading": loading,
+            "train": {k: v for k, v in self.train.items() if k not in settings.LOGGING_ONLY},
+            "seed": self.run_seed,
+            "data": {
+                "train": sha256_file(self.train_file),
+                "validation": sha256_file(self.validation_file),
+            },
+            "select_metric": self.select["metric"],
+        }
+
     def fingerprint(self) -> str:
-        """Hash of what decides the training trajectory: checkpoints of another are not resumed."""
-        what = {"method": self.method, "model": self.model, "train": self.train, "seed": self.run_seed,
-                "data": [sha256_file(self.train_file), sha256_file(self.validation_file)],
-                "select_metric": self.select.get("metric", "eval_loss")}
-        return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+        """Checkpoints of a job with another fingerprint are never resumed."""
+        return digest(self.fingerprint_parts())
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2)
@@ -66,7 +90,7 @@ class TrainJob:
 
 # -- recipes: (job) -> (model, extra callbacks) ----------------------------------------
 
-Recipe = Callable[[TrainJob], tuple[Any, list[TrainerCallback]]]
+Recipe = Callable[[TrainJob], tuple[Any, list["TrainerCallback"]]]
 
 
 def qlora(job: TrainJob):
@@ -84,9 +108,11 @@ def full(job: TrainJob):
 
 
 def lisa_recipe(job: TrainJob):
+    from jaflow.train import lisa
+
     # Every parameter stays trainable here: the optimizer must register all layers (LMFlow#726).
     model = builders.load_model(job.model, "lisa", job.train)
-    cb = lisa.callback(model, job.train, job.run_seed)  # jaflow-dist hook
+    cb = lisa.callback(model, job.train, job.run_seed)
     return model, [cb]
 
 
@@ -97,49 +123,71 @@ RECIPES: dict[str, Recipe] = {"qlora": qlora, "lora": lora, "full": full, "lisa"
 
 
 def build_datasets(job: TrainJob, tokenizer) -> tuple[list[data.Example], list[data.Example]]:
-    t = job.train
-    max_length = t.get("max_length", 1024)
-    on_prompt = t.get("train_on_prompt", False)
-    train_rows = data.tokenize_dataset(tokenizer, data.read_pairs(job.train_file), max_length, on_prompt)
-    eval_rows = data.tokenize_dataset(tokenizer, data.read_pairs(job.validation_file), max_length, on_prompt)
-    if t.get("packing", False):
-        train_rows = data.pack(train_rows, max_length)
+    max_length, on_prompt = job.train["max_length"], job.train["train_on_prompt"]
+    train_rows = data.tokenize_dataset(
+        tokenizer, data.read_pairs(job.train_file), max_length, on_prompt
+    )
+    eval_rows = data.tokenize_dataset(
+        tokenizer, data.read_pairs(job.validation_file), max_length, on_prompt
+    )
     return train_rows, eval_rows
 
 
 def build_trainer(job: TrainJob, callbacks: list[TrainerCallback] | None = None) -> Trainer:
     """The Trainer for `job`, before any training (tests poke at it)."""
+    from transformers import Trainer, set_seed
+
+    from jaflow.train import history
+
     if job.method not in RECIPES:
-        raise ConfigError(f"models.{job.name}.method: '{job.method}' is not one of {sorted(RECIPES)}")
+        raise ConfigError(
+            f"models.{job.name}.method: '{job.method}' is not one of {sorted(RECIPES)}"
+        )
     seed = job.run_seed
     set_seed(seed)  # LoRA init and anything else random at build time
     tokenizer = builders.load_tokenizer(job.model)
     train_rows, eval_rows = build_datasets(job, tokenizer)
     model, extra = RECIPES[job.method](job)
     args = builders.training_arguments(
-        job.train, job.method, job.checkpoints, seed, job.select.get("metric", "eval_loss"),
-        **distributed.training_kwargs(job.train, job.method, model),  # jaflow-dist hook
+        job.train,
+        job.method,
+        job.checkpoints,
+        seed,
+        job.select["metric"],
+        **distributed.training_kwargs(job.train, job.method, model),
     )
-    if job.method == "lisa":
-        args.ddp_find_unused_parameters = True  # frozen layers get no gradient
     return Trainer(
         model=model,
         args=args,
         train_dataset=train_rows,
         eval_dataset=eval_rows,
-        data_collator=data.Collator(data.pad_token_id(tokenizer)),
+        data_collator=data.collator(tokenizer, job.train["packing"]),
         processing_class=tokenizer,
-        callbacks=[history.ThroughputCallback(), history.EvaluateAtEndCallback(), *extra,
-                   *distributed.callbacks(job.train, args), *(callbacks or [])],  # jaflow-dist hook
+        callbacks=[
+            history.ThroughputCallback(),
+            history.EvaluateAtEndCallback(),
+            *extra,
+            *distributed.callbacks(job.train, args),
+            *(callbacks or []),
+        ],
     )
 
 
 def train(job: TrainJob, callbacks: list[TrainerCallback] | None = None) -> Trainer:
     """Train (or resume) `job`; the main process writes the tidy outputs atomically."""
+    from transformers import TrainerState
+
     trainer = build_trainer(job, callbacks)
     rank, world = trainer.args.process_index, trainer.args.world_size
-    log.info("rank %d/%d: %s (%s), %d train / %d eval examples", rank, world, job.name, job.method,
-             len(trainer.train_dataset), len(trainer.eval_dataset))
+    log.info(
+        "rank %d/%d: %s (%s), %d train / %d eval examples",
+        rank,
+        world,
+        job.name,
+        job.method,
+        len(trainer.train_dataset),
+        len(trainer.eval_dataset),
+    )
     if trainer.is_world_process_zero():
         resume.claim(job.checkpoints, job.fingerprint())
         resume.remove_incomplete(job.checkpoints)
@@ -164,6 +212,8 @@ def train(job: TrainJob, callbacks: list[TrainerCallback] | None = None) -> Trai
 
 
 def write_outputs(job: TrainJob, trainer: Trainer) -> None:
+    from jaflow.train import history, lisa
+
     out = Path(job.out_dir)
     history.write_log_history(out / "log_history.csv", trainer.state.log_history)
     with atomic_path(out / "trainer_state.json") as tmp:
@@ -171,7 +221,7 @@ def write_outputs(job: TrainJob, trainer: Trainer) -> None:
     log.info("rank %d wrote %s", trainer.args.process_index, out)
     if job.method == "lisa":
         cb = next(c for c in trainer.callback_handler.callbacks if isinstance(c, lisa.LisaCallback))
-        rows = cb.rows(trainer.state.global_step)  # jaflow-dist hook
+        rows = cb.rows(trainer.state.global_step)
         write_lisa_layers(out / "lisa_layers.csv", rows)
 
 
@@ -190,7 +240,10 @@ def main(argv: list[str] | None = None) -> None:
     import sys
 
     argv = sys.argv[1:] if argv is None else argv
-    logging.basicConfig(level=logging.INFO, format=f"[rank {os.environ.get('RANK', '0')}] %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"[rank {os.environ.get('RANK', '0')}] %(levelname)s %(name)s: %(message)s",
+    )
     train(TrainJob.from_json(Path(argv[0]).read_text(encoding="utf-8")))
 
 

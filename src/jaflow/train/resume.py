@@ -14,8 +14,14 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin", "model.safetensors",
-                "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "adapter_model.safetensors",
+    "adapter_model.bin",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -73,11 +79,19 @@ def remove_incomplete(root: str | Path) -> list[Path]:
 FINGERPRINT = "job.sha256"
 
 
+def stale_dir(root: str | Path, fingerprint: str | None) -> Path:
+    """Where the checkpoints of a superseded job go: `<root>.stale-<first 12 hex of its fingerprint>`."""
+    root = Path(root)
+    return root.with_name(f"{root.name}.stale-{(fingerprint or 'unknown')[:12]}")
+
+
 def claim(root: str | Path, fingerprint: str) -> bool:
     """Make `root` hold checkpoints of the job with `fingerprint`.
 
-    Checkpoints left by a job with other settings (changed hyper-parameters, data or base model)
-    must not be resumed: they are removed. Returns True when existing checkpoints were kept.
+    Checkpoints left by a job with another fingerprint (another parent model by content, other
+    data, other settings) are never resumed: they are moved aside to `stale_dir` (replacing an
+    older copy there) and the run starts from step 0. Returns True when existing checkpoints
+    were kept for resuming.
     """
     root = Path(root)
     marker = root / FINGERPRINT
@@ -85,8 +99,18 @@ def claim(root: str | Path, fingerprint: str) -> bool:
     if root.is_dir() and any(root.iterdir()):
         old = marker.read_text().strip() if marker.is_file() else None
         if old != fingerprint:
-            log.warning("checkpoints in %s come from a job with other settings; starting from step 0", root)
-            shutil.rmtree(root)
+            aside = stale_dir(root, old)
+            log.warning(
+                "checkpoints in %s come from another job (fingerprint %s, now %s): moved to %s; "
+                "starting from step 0",
+                root,
+                (old or "none")[:12],
+                fingerprint[:12],
+                aside,
+            )
+            if aside.exists():
+                shutil.rmtree(aside)
+            root.rename(aside)
             kept = False
     root.mkdir(parents=True, exist_ok=True)
     marker.write_text(fingerprint + "\n")

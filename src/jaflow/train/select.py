@@ -3,6 +3,10 @@ history) or by a downstream lm-eval metric computed on each checkpoint, then wri
 `results/models/<name>/` as a peft adapter, or as full weights (adapter merged onto a bf16/fp32
 copy of the base, never the 4-bit one), always with the tokenizer, `selection.json` and
 `checksums.sha256`.
+
+Selection by eval_loss of an adapter imports neither torch nor transformers: the checkpoint's
+files (and the tokenizer the Trainer saved with it) are copied. Merging an adapter and scoring
+with lm-eval load what they need where they need it.
 """
 
 from __future__ import annotations
@@ -18,12 +22,38 @@ from typing import Any
 
 from jaflow.errors import ConfigError, DataError
 from jaflow.io import WEIGHT_SUFFIXES, atomic_path, write_checksums, write_json
-from jaflow.train import builders, resume
+from jaflow.train import resume, settings
 
 log = logging.getLogger(__name__)
 
-MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json")
+MODEL_FILES = (
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+)
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
+# what `PreTrainedTokenizerBase.save_pretrained` writes (the Trainer saves it in every checkpoint)
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "tokenizer.model",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+)
+
+
+def has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 @dataclass
@@ -36,7 +66,9 @@ class Candidate:
         return {"step": self.step, "value": self.value, "kept": self.checkpoint is not None}
 
 
-def eval_loss_candidates(log_history: list[dict[str, Any]], checkpoints_dir: str | Path) -> list[Candidate]:
+def eval_loss_candidates(
+    log_history: list[dict[str, Any]], checkpoints_dir: str | Path
+) -> list[Candidate]:
     kept = {resume.checkpoint_step(p): p for p in resume.complete_checkpoints(checkpoints_dir)}
     seen: dict[int, float] = {}
     for entry in log_history:
@@ -59,7 +91,11 @@ def downstream_candidates(
 
 def pick(candidates: list[Candidate], mode: str) -> Candidate:
     """Best kept candidate; ties go to the earliest step. NaN never wins."""
-    usable = [c for c in candidates if c.checkpoint is not None and c.value is not None and not math.isnan(c.value)]
+    usable = [
+        c
+        for c in candidates
+        if c.checkpoint is not None and c.value is not None and not math.isnan(c.value)
+    ]
     if not usable:
         raise DataError("no kept checkpoint has a metric value to select by")
     sign = 1 if mode == "min" else -1
@@ -75,11 +111,11 @@ def lm_eval_model_args(model_args: dict[str, Any], ckpt: Path) -> dict[str, Any]
     adapter = is_adapter_checkpoint(ckpt)
     args = {
         "pretrained": model_args["pretrained"] if adapter else str(ckpt),
-        "tokenizer": model_args.get("tokenizer") or model_args["pretrained"],
-        "use_fast_tokenizer": model_args.get("use_fast", True),
-        "trust_remote_code": model_args.get("trust_remote_code", False),
-        "dtype": "float32" if not builders.has_cuda() else "bfloat16",
-        "device": "cuda" if builders.has_cuda() else "cpu",
+        "tokenizer": model_args["tokenizer"] or model_args["pretrained"],
+        "use_fast_tokenizer": model_args["use_fast"],
+        "trust_remote_code": model_args["trust_remote_code"],
+        "dtype": "float32" if not has_cuda() else "bfloat16",
+        "device": "cuda" if has_cuda() else "cpu",
     }
     if adapter:
         args["peft"] = str(ckpt)
@@ -96,8 +132,11 @@ def parse_metric(metric: str) -> tuple[str, str]:
     return parts[1], parts[2]
 
 
-def lm_eval_scorer(metric: str, model_args: dict[str, Any], select: dict[str, Any]) -> Callable[[Path], float]:
+def lm_eval_scorer(
+    metric: str, model_args: dict[str, Any], select: dict[str, Any]
+) -> Callable[[Path], float]:
     """A score function running lm-eval's `simple_evaluate` on one checkpoint."""
+    select = settings.filled("select", select, "select")
     task, name = parse_metric(metric)
     key = name if "," in name else f"{name},none"
 
@@ -108,15 +147,15 @@ def lm_eval_scorer(metric: str, model_args: dict[str, Any], select: dict[str, An
         from lm_eval.tasks import TaskManager
 
         if not managers:
-            include = select.get("include_path")
+            include = select["include_path"]
             managers.append(TaskManager(include_path=str(include) if include else None))
         out = simple_evaluate(
             model="hf",
             model_args=lm_eval_model_args(model_args, ckpt),
             tasks=[task],
-            num_fewshot=select.get("num_fewshot"),
-            limit=select.get("limit"),
-            batch_size=select.get("batch_size", 1),
+            num_fewshot=select["num_fewshot"],
+            limit=select["limit"],
+            batch_size=select["batch_size"],
             task_manager=managers[0],
             log_samples=False,
             random_seed=0,
@@ -126,13 +165,17 @@ def lm_eval_scorer(metric: str, model_args: dict[str, Any], select: dict[str, An
         )
         results = out["results"].get(task, {})
         if key not in results:
-            raise ConfigError(f"select.metric: task '{task}' reports no '{key}' (has {sorted(results)})")
+            raise ConfigError(
+                f"select.metric: task '{task}' reports no '{key}' (has {sorted(results)})"
+            )
         return float(results[key])
 
     return score
 
 
-def export_model(ckpt: Path, out_dir: Path, model_args: dict[str, Any], merge_adapter: bool) -> dict[str, bool]:
+def export_model(
+    ckpt: Path, out_dir: Path, model_args: dict[str, Any], merge_adapter: bool
+) -> dict[str, bool]:
     """Write the selected checkpoint as an HF directory; returns {"adapter", "merged"}."""
     out_dir.mkdir(parents=True, exist_ok=True)
     adapter = is_adapter_checkpoint(ckpt)
@@ -143,11 +186,25 @@ def export_model(ckpt: Path, out_dir: Path, model_args: dict[str, Any], merge_ad
         files = [ckpt / n for n in names if (ckpt / n).is_file()]
         index = ckpt / "model.safetensors.index.json"
         if index.is_file():
-            files += [ckpt / s for s in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+            files += [
+                ckpt / s for s in sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            ]
         for f in files:
             shutil.copy2(f, out_dir / f.name)
-    builders.load_tokenizer(model_args).save_pretrained(out_dir)
+    save_tokenizer(ckpt, out_dir, model_args)
     return {"adapter": adapter and not merge_adapter, "merged": adapter and merge_adapter}
+
+
+def save_tokenizer(ckpt: Path, out_dir: Path, model_args: dict[str, Any]) -> None:
+    """The tokenizer the Trainer saved with the checkpoint (the run's own), else loaded and saved."""
+    saved = [ckpt / n for n in TOKENIZER_FILES if (ckpt / n).is_file()]
+    if (ckpt / "tokenizer_config.json").is_file():
+        for f in saved:
+            shutil.copy2(f, out_dir / f.name)
+        return
+    from jaflow.hf import load_tokenizer
+
+    load_tokenizer(model_args).save_pretrained(out_dir)
 
 
 def merge_adapter_into_base(ckpt: Path, model_args: dict[str, Any], out_dir: Path) -> None:
@@ -155,10 +212,10 @@ def merge_adapter_into_base(ckpt: Path, model_args: dict[str, Any], out_dir: Pat
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    dtype = model_args.get("dtype", "auto")
-    dtype = torch.float32 if dtype == "auto" and not builders.has_cuda() else dtype
+    dtype = model_args["dtype"]
+    dtype = torch.float32 if dtype == "auto" and not has_cuda() else dtype
     base = AutoModelForCausalLM.from_pretrained(
-        model_args["pretrained"], dtype=dtype, trust_remote_code=model_args.get("trust_remote_code", False)
+        model_args["pretrained"], dtype=dtype, trust_remote_code=model_args["trust_remote_code"]
     )
     merged = PeftModel.from_pretrained(base, str(ckpt)).merge_and_unload()
     merged.save_pretrained(out_dir)
@@ -175,12 +232,14 @@ def select_checkpoint(
     score: Callable[[Path], float] | None = None,
 ) -> dict[str, Any]:
     """Pick the best checkpoint and write `out_dir` (atomically) with `selection.json`."""
-    metric = select.get("metric", "eval_loss")
-    mode = select.get("mode", "min")
+    select = settings.filled("select", select, "select")
+    metric, mode = select["metric"], select["mode"]
     if metric == "eval_loss":
         state = json.loads(Path(state_path).read_text(encoding="utf-8"))
-        candidates = eval_loss_candidates(state.get("log_history", []), checkpoints_dir)
-        reason = "lowest eval_loss on the validation split" if mode == "min" else "highest eval_loss"
+        candidates = eval_loss_candidates(state["log_history"], checkpoints_dir)
+        reason = (
+            "lowest eval_loss on the validation split" if mode == "min" else "highest eval_loss"
+        )
     else:
         score = score or lm_eval_scorer(metric, model_args, select)
         candidates = downstream_candidates(checkpoints_dir, score)

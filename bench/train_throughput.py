@@ -433,12 +433,16 @@ def run_jaflow(
 ) -> dict:
     from jaflow.train.recipes import TrainJob, build_trainer
 
-    train = {k: v for k, v in SHARED.items() if k != "seed"} | {
-        "max_steps": steps,
-        "logging_steps": 1,
-        "max_length": 4096,
-        "packing": packing,
-    } | overrides
+    train = (
+        {k: v for k, v in SHARED.items() if k != "seed"}
+        | {
+            "max_steps": steps,
+            "logging_steps": 1,
+            "max_length": 4096,
+            "packing": packing,
+        }
+        | overrides
+    )
     job = TrainJob(
         name="bench",
         method=method,

@@ -28,7 +28,9 @@ REQUIRE_SHARED_DATA = os.environ.get("JAFLOW_REQUIRE_SHARED_DATA") == "1"
 
 
 def skip_without_shared_data(what: str = "real JGLUE test data") -> None:
-    reason = f"{what} not found at {SHARED_DATA} (shared/ beside the checkout, or JAFLOW_SHARED_DATA)"
+    reason = (
+        f"{what} not found at {SHARED_DATA} (shared/ beside the checkout, or JAFLOW_SHARED_DATA)"
+    )
     if REQUIRE_SHARED_DATA:
         pytest.fail(reason + " and JAFLOW_REQUIRE_SHARED_DATA=1")
     pytest.skip(reason)
@@ -71,12 +73,22 @@ def tiny_model(tmp_path_factory, tiny_tokenizer_dir):
 
 def snakemake_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT / "src"), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO_ROOT / "src"), env.get("PYTHONPATH")])
+    )
     return env
 
 
-def snakemake(workdir: Path, *targets: str, config: dict | None = None, configfiles=(), args=(),
-              check: bool = True, cores: int = 2, default_config: bool = True):
+def snakemake(
+    workdir: Path,
+    *targets: str,
+    config: dict | None = None,
+    configfiles=(),
+    args=(),
+    check: bool = True,
+    cores: int = 2,
+    default_config: bool = True,
+):
     """Run real snakemake on this repo's Snakefile with `workdir` as its working directory.
 
     `config` is written to a YAML file given after the repo's default config (later files win,
@@ -95,12 +107,27 @@ def snakemake(workdir: Path, *targets: str, config: dict | None = None, configfi
         extra = workdir / "test.yaml"  # names the experiment `test` unless the config names one
         extra.write_text(yaml.safe_dump(config, allow_unicode=True))
         files.append(str(extra))
-    cmd = [sys.executable, "-m", "snakemake", *targets, "-s", str(REPO_ROOT / "Snakefile"),
-           "--cores", str(cores), "--directory", str(workdir), *args, "--configfile", *files]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        *targets,
+        "-s",
+        str(REPO_ROOT / "Snakefile"),
+        "--cores",
+        str(cores),
+        "--directory",
+        str(workdir),
+        *args,
+        "--configfile",
+        *files,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=snakemake_env(), cwd=workdir)
     proc.workdir = workdir
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+        )
     return proc
 
 

@@ -14,8 +14,11 @@ def demo(repo_root):
 
 
 def graph_of(models, datasets=("d",)):
-    config = {"name": "t", "datasets": {d: {"sources": [{"name": "s", "path": "data/x.jsonl"}]} for d in datasets},
-              "models": models}
+    config = {
+        "name": "t",
+        "datasets": {d: {"sources": [{"name": "s", "path": "data/x.jsonl"}]} for d in datasets},
+        "models": models,
+    }
     return load_experiment(config).graph
 
 
@@ -23,7 +26,9 @@ def test_demo_config_is_valid_and_defaults_are_filled(demo):
     validate_config(demo)
     train = demo["models"]["tiny_qlora"]["train"]
     assert train["lora_r"] == 8  # set in the config
-    assert train["lora_alpha"] == 16 and train["lora_dropout"] == 0.05 and train["adam_beta2"] == 0.999
+    assert (
+        train["lora_alpha"] == 16 and train["lora_dropout"] == 0.05 and train["adam_beta2"] == 0.999
+    )
     assert train["max_grad_norm"] == 0.3 and train["lr_scheduler_type"] == "constant"
     assert demo["models"]["tiny_llama"]["use_fast"] is True
     assert demo["models"]["tiny_llama"]["trust_remote_code"] is False
@@ -38,13 +43,18 @@ def test_defaults_are_not_shared_between_models(demo):
 
 def test_wrong_type_names_the_key_path(demo):
     demo["models"]["tiny_qlora"]["train"]["lora_r"] = "sixty-four"
-    with pytest.raises(ConfigError, match=r"models\.tiny_qlora\.train\.lora_r: 'sixty-four' is not of type 'integer'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"models\.tiny_qlora\.train\.lora_r: 'sixty-four' is not of type 'integer'",
+    ):
         validate_config(demo)
 
 
 def test_unknown_key_names_the_key_path(demo):
     demo["models"]["tiny_qlora"]["train"]["lora_rank"] = 8
-    with pytest.raises(ConfigError, match=r"models\.tiny_qlora\.train: Additional properties .*'lora_rank'"):
+    with pytest.raises(
+        ConfigError, match=r"models\.tiny_qlora\.train: Additional properties .*'lora_rank'"
+    ):
         validate_config(demo)
 
 
@@ -56,13 +66,19 @@ def test_wrong_value_names_the_key_path(demo):
 
 def test_bad_sampling_rule_names_the_key_path(demo):
     demo["datasets"]["demo_mix"]["sources"][0]["rules"][2]["min_chars"]["k"] = -1
-    with pytest.raises(ConfigError, match=r"datasets\.demo_mix\.sources\.0\.rules\.2\.min_chars\.k"):
+    with pytest.raises(
+        ConfigError, match=r"datasets\.demo_mix\.sources\.0\.rules\.2\.min_chars\.k"
+    ):
         validate_config(demo)
 
 
 def test_graph_of_demo(demo):
     graph = load_experiment(demo).graph
-    assert graph.order.index("tiny_llama") < graph.order.index("tiny_qlora") < graph.order.index("tiny_moe")
+    assert (
+        graph.order.index("tiny_llama")
+        < graph.order.index("tiny_qlora")
+        < graph.order.index("tiny_moe")
+    )
     assert graph.order.index("tiny_moe") < graph.order.index("tiny_moe_lisa")
     # tiny_qlora is an expert of the merge, so its adapter is merged into full weights
     assert graph.needs_full_weights("tiny_qlora") and not graph.is_adapter("tiny_qlora")
@@ -73,8 +89,12 @@ def test_graph_of_demo(demo):
 
 
 def test_adapter_model_is_evaluated_as_base_plus_peft():
-    graph = graph_of({"base": {"pretrained": "org/base", "use_fast": False},
-                      "sft": {"from": "base", "method": "qlora", "dataset": "d"}})
+    graph = graph_of(
+        {
+            "base": {"pretrained": "org/base", "use_fast": False},
+            "sft": {"from": "base", "method": "qlora", "dataset": "d"},
+        }
+    )
     args = graph.hf_args("sft")
     assert args["pretrained"] == "org/base" and args["peft"] == "results/t/models/sft"
     assert args["use_fast"] is False  # inherited from the base: rinna needs slow tokenizers
@@ -83,9 +103,16 @@ def test_adapter_model_is_evaluated_as_base_plus_peft():
 
 
 def test_cycle_is_a_config_error():
-    with pytest.raises(ConfigError, match="cycle in the model graph: a -> b -> a|cycle in the model graph: b -> a -> b"):
-        graph_of({"a": {"from": "b", "method": "lora", "dataset": "d"},
-                  "b": {"from": "a", "method": "lora", "dataset": "d"}})
+    with pytest.raises(
+        ConfigError,
+        match="cycle in the model graph: a -> b -> a|cycle in the model graph: b -> a -> b",
+    ):
+        graph_of(
+            {
+                "a": {"from": "b", "method": "lora", "dataset": "d"},
+                "b": {"from": "a", "method": "lora", "dataset": "d"},
+            }
+        )
 
 
 def test_unknown_model_reference_is_a_config_error():
@@ -97,14 +124,25 @@ def test_unknown_model_reference_is_a_config_error():
 
 def test_unknown_dataset_is_a_config_error():
     with pytest.raises(ConfigError, match=r"models\.sft\.dataset: unknown dataset 'nope'"):
-        graph_of({"a": {"pretrained": "x/y"}, "sft": {"from": "a", "method": "lora", "dataset": "nope"}})
+        graph_of(
+            {"a": {"pretrained": "x/y"}, "sft": {"from": "a", "method": "lora", "dataset": "nope"}}
+        )
 
 
 def test_merge_adapter_false_with_dependents_is_refused():
     with pytest.raises(ConfigError, match=r"models\.sft\.select\.merge_adapter: false"):
-        graph_of({"a": {"pretrained": "x/y"},
-                  "sft": {"from": "a", "method": "lora", "dataset": "d", "select": {"merge_adapter": False}},
-                  "moe": {"base": "a", "experts": ["a", "sft"]}})
+        graph_of(
+            {
+                "a": {"pretrained": "x/y"},
+                "sft": {
+                    "from": "a",
+                    "method": "lora",
+                    "dataset": "d",
+                    "select": {"merge_adapter": False},
+                },
+                "moe": {"base": "a", "experts": ["a", "sft"]},
+            }
+        )
 
 
 def test_a_model_must_be_one_kind():

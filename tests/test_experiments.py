@@ -339,7 +339,7 @@ def test_mt_bench_downloads_are_pinned_by_commit_and_sha256():
 
 def effective_tasks(config: dict) -> dict[str, dict[str, int]]:
     """model -> {jp-stable task name (task-version-template): few-shot} over the config's runs."""
-    from jaflow.workflow import BUILTIN_SUITES
+    from jaflow.evaluate.jglue.suites import BUILTIN_SUITES
 
     jglue = config["jglue"]
     out: dict[str, dict[str, int]] = {}

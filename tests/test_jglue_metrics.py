@@ -32,7 +32,10 @@ def test_jsquad_f1_over_mecab_tokens():
 def test_jsquad_process_results_gives_em_and_f1():
     spec = get_template("jsquad-1.1-0.3")
     doc = {"answers": ["東京タワー", "タワー"]}
-    assert process_results(spec, doc, ["東京の赤いタワー"]) == {"exact_match": 0.0, "f1": pytest.approx(2 / 3)}
+    assert process_results(spec, doc, ["東京の赤いタワー"]) == {
+        "exact_match": 0.0,
+        "f1": pytest.approx(2 / 3),
+    }
     assert process_results(spec, doc, ["タワー"]) == {"exact_match": 1.0, "f1": 1.0}
 
 
@@ -74,12 +77,22 @@ def test_tidy_scores_keeps_lm_eval_filters_apart():
     from jaflow.evaluate.jglue.run import tidy_scores
 
     results = {
-        "results": {"gsm8k": {"alias": "gsm8k", "exact_match,strict-match": 0.25, "exact_match_stderr,strict-match": 0.1,
-                              "exact_match,flexible-extract": 0.5, "exact_match_stderr,flexible-extract": 0.2},
-                    "marc_ja-1.1-0.3": {"acc,none": 0.75, "acc_stderr,none": 0.05}},
+        "results": {
+            "gsm8k": {
+                "alias": "gsm8k",
+                "exact_match,strict-match": 0.25,
+                "exact_match_stderr,strict-match": 0.1,
+                "exact_match,flexible-extract": 0.5,
+                "exact_match_stderr,flexible-extract": 0.2,
+            },
+            "marc_ja-1.1-0.3": {"acc,none": 0.75, "acc_stderr,none": 0.05},
+        },
         "n-samples": {"gsm8k": {"effective": 4}, "marc_ja-1.1-0.3": {"effective": 8}},
     }
-    rows = {(r["task"], r["metric"]): r for r in tidy_scores("m", "s", results, {"gsm8k": {"num_fewshot": 5}}, {})}
+    rows = {
+        (r["task"], r["metric"]): r
+        for r in tidy_scores("m", "s", results, {"gsm8k": {"num_fewshot": 5}}, {})
+    }
     assert rows[("gsm8k", "exact_match,strict-match")]["value"] == 0.25
     assert rows[("gsm8k", "exact_match,flexible-extract")]["stderr"] == 0.2
     assert rows[("marc_ja", "acc")]["value"] == 0.75 and rows[("marc_ja", "acc")]["n"] == 8

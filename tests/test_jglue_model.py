@@ -27,9 +27,18 @@ def lms(tmp_path_factory):
     tok_dir = PARITY / "goldens" / "tokenizers" / "bpe_llama"
     model_dir = tmp_path_factory.mktemp("hash") / "m"
     hashlm.save(model_dir, json.loads((tok_dir / "hashlm.json").read_text()))
-    hf = {"pretrained": str(tok_dir), "tokenizer": None, "use_fast": True, "trust_remote_code": False}
-    jp = JpStableLM(pretrained=str(model_dir), tokenizer=load_tokenizer(hf), device="cpu", batch_size=4)
-    plain = HFLM(pretrained=str(model_dir), tokenizer=load_tokenizer(hf), device="cpu", batch_size=4)
+    hf = {
+        "pretrained": str(tok_dir),
+        "tokenizer": None,
+        "use_fast": True,
+        "trust_remote_code": False,
+    }
+    jp = JpStableLM(
+        pretrained=str(model_dir), tokenizer=load_tokenizer(hf), device="cpu", batch_size=4
+    )
+    plain = HFLM(
+        pretrained=str(model_dir), tokenizer=load_tokenizer(hf), device="cpu", batch_size=4
+    )
     return jp, plain
 
 
@@ -46,7 +55,9 @@ def test_no_special_tokens_and_context_tokenized_apart(lms):
     tok = jp.tokenizer
     context, answer = "質問：日本の首都は？\n回答: ", "東京"
     ctx, cont = jp.encode_request(context, answer)
-    assert ctx == tok.encode(context, add_special_tokens=False)  # no <s>, trailing space stays in the context
+    assert ctx == tok.encode(
+        context, add_special_tokens=False
+    )  # no <s>, trailing space stays in the context
     assert cont == tok.encode(answer, add_special_tokens=False)
     p_ctx, p_cont = plain._encode_pair(context, answer)
     assert p_ctx[0] == tok.bos_token_id  # lm-eval: the tokenizer's <s>

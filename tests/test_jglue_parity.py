@@ -67,13 +67,29 @@ def parity_world(tmp_path_factory):
 def test_every_shipped_jp_stable_task_has_goldens():
     """Parity covers each task x version x template jaflow ships in the goldens' families."""
     have = {(p.parts[-3], p.parts[-2], p.stem) for p in GOLDEN_FILES}
-    families = {"jcommonsenseqa", "jnli", "marc_ja", "jsquad", "jaqket_v2", "xwinograd_ja", "mgsm", "xlsum_ja"}
+    families = {
+        "jcommonsenseqa",
+        "jnli",
+        "marc_ja",
+        "jsquad",
+        "jaqket_v2",
+        "xwinograd_ja",
+        "mgsm",
+        "xlsum_ja",
+    }
     # jaqket_v2-0.2-0.6: jp-stable's only revision with both the answering-context examples and 0.6
     # (c10a2b8) has the 0.6 bug fixed in 9999d17 (docs/jglue.md)
-    shipped = [n for n, spec in TEMPLATES.items() if spec.family in families and n != "jaqket_v2-0.2-0.6"]
+    shipped = [
+        n for n, spec in TEMPLATES.items() if spec.family in families and n != "jaqket_v2-0.2-0.6"
+    ]
     missing = [(tok, n) for n in shipped for tok in USE_FAST if (tok, "hf-causal", n) not in have]
-    missing += [(tok, n) for n in shipped if TEMPLATES[n].kind == "gen" for tok in USE_FAST
-                if (tok, "hf-causal-experimental", n) not in have]
+    missing += [
+        (tok, n)
+        for n in shipped
+        if TEMPLATES[n].kind == "gen"
+        for tok in USE_FAST
+        if (tok, "hf-causal-experimental", n) not in have
+    ]
     assert not missing, f"no jp-stable golden for {missing}"
 
 
@@ -107,39 +123,84 @@ def test_jaflow_matches_jp_stable(golden_path, parity_world, tmp_path, monkeypat
         for r, text in zip(requests, res, strict=True):
             context, gen = r.args
             ids = self.tok_encode(context)
-            gens.append({"context": sha(context), "context_ids": sha(ids), "n_context_ids": len(ids),
-                         "until": list(gen["until"]), "max_gen_toks": gen["max_gen_toks"], "output": text})
+            gens.append(
+                {
+                    "context": sha(context),
+                    "context_ids": sha(ids),
+                    "n_context_ids": len(ids),
+                    "until": list(gen["until"]),
+                    "max_gen_toks": gen["max_gen_toks"],
+                    "output": text,
+                }
+            )
         return res
 
     monkeypatch.setattr(JpStableLM, "_loglikelihood_tokens", ll_tokens)
     monkeypatch.setattr(JpStableLM, "generate_until", generate_until)
-    hf = {"pretrained": str(parity_world["models"][tok]), "peft": None,
-          "tokenizer": str(GOLDENS / "tokenizers" / tok), "use_fast": USE_FAST[tok], "trust_remote_code": False,
-          "dtype": "float32"}
-    entry = {"task": spec.family, "version": spec.version, "template": spec.template,
-             "num_fewshot": golden["num_fewshot"]}
-    rows = evaluate_suite(model="hash", suite="parity", hf=hf, tasks=[entry], data_dir=parity_world["root"] / "data",
-                          out_dir=tmp_path, harness=golden["harness"], seed=1234, limit=None, batch_size=1,
-                          loglikelihood_batch_size=4, device="cpu")
+    hf = {
+        "pretrained": str(parity_world["models"][tok]),
+        "peft": None,
+        "tokenizer": str(GOLDENS / "tokenizers" / tok),
+        "use_fast": USE_FAST[tok],
+        "trust_remote_code": False,
+        "dtype": "float32",
+    }
+    entry = {
+        "task": spec.family,
+        "version": spec.version,
+        "template": spec.template,
+        "num_fewshot": golden["num_fewshot"],
+    }
+    rows = evaluate_suite(
+        model="hash",
+        suite="parity",
+        hf=hf,
+        tasks=[entry],
+        data_dir=parity_world["root"] / "data",
+        out_dir=tmp_path,
+        harness=golden["harness"],
+        seed=1234,
+        limit=None,
+        batch_size=1,
+        loglikelihood_batch_size=4,
+        device="cpu",
+    )
 
-    samples = [json.loads(line) for line in (tmp_path / f"samples_{name}.jsonl").open(encoding="utf-8")]
-    assert [str(s["doc"]["id"]) for s in samples] == [golden["eval_docs"][i] for i in _jp_order(golden)], \
-        "evaluation order"
+    samples = [
+        json.loads(line) for line in (tmp_path / f"samples_{name}.jsonl").open(encoding="utf-8")
+    ]
+    assert [str(s["doc"]["id"]) for s in samples] == [
+        golden["eval_docs"][i] for i in _jp_order(golden)
+    ], "evaluation order"
     assert draws == golden["fewshot"], "few-shot documents"
 
-    want_ll = sorted((r["context"], r["continuation"], r["context_ids"], r["n_context_ids"], r["continuation_ids"],
-                      r["logprob"]) for r in golden["loglikelihood"])
+    want_ll = sorted(
+        (
+            r["context"],
+            r["continuation"],
+            r["context_ids"],
+            r["n_context_ids"],
+            r["continuation_ids"],
+            r["logprob"],
+        )
+        for r in golden["loglikelihood"]
+    )
     got_ll = sorted(lls)
-    assert [x[:5] for x in got_ll] == [x[:5] for x in want_ll], "log-likelihood requests (bytes, token ids)"
+    assert [x[:5] for x in got_ll] == [x[:5] for x in want_ll], (
+        "log-likelihood requests (bytes, token ids)"
+    )
     assert [x[5] for x in got_ll] == pytest.approx([x[5] for x in want_ll], abs=1e-4)
 
     keys = ("context", "context_ids", "n_context_ids", "until", "output")
     want_gen = sorted(tuple(json.dumps(g[k]) for k in keys) for g in golden["generate"])
     got_gen = sorted(tuple(json.dumps(g[k]) for k in keys) for g in gens)
     assert got_gen == want_gen, "generation requests, stops and outputs"
-    if golden["harness"] == "hf-causal":  # the per-document cap (hf-causal-experimental always uses 256)
+    if (
+        golden["harness"] == "hf-causal"
+    ):  # the per-document cap (hf-causal-experimental always uses 256)
         assert sorted((g["context"], g["max_gen_toks"]) for g in gens) == sorted(
-            (g["context"], g["max_gen_toks"]) for g in golden["generate"])
+            (g["context"], g["max_gen_toks"]) for g in golden["generate"]
+        )
 
     got = {r["metric"]: r["card_value"] for r in rows}
     for metric, value in golden["metrics"].items():
@@ -167,10 +228,15 @@ def test_metrics_match_jp_stable_for_given_predictions(rev, parity_world):
     for g in golden["jsquad"]:
         answers = [a["text"] for a in docs[g["doc"]]["answers"]]
         pred = parity_docs.predictions_for(answers[0])[g["variant"]]
-        assert 100 * metrics.exact_match(pred, answers) == pytest.approx(g["exact_match"]), (g, pred)
+        assert 100 * metrics.exact_match(pred, answers) == pytest.approx(g["exact_match"]), (
+            g,
+            pred,
+        )
         assert 100 * metrics.f1(pred, answers) == pytest.approx(g["f1"]), (g, pred)
     for b in golden["balanced"]:
         items = [tuple(x) for x in b["gold_pred"]]
-        assert metrics.balanced_mean([(float(g == p), g) for g, p in items]) == pytest.approx(b["balanced_acc"])
+        assert metrics.balanced_mean([(float(g == p), g) for g, p in items]) == pytest.approx(
+            b["balanced_acc"]
+        )
         assert metrics.mcc(items) == pytest.approx(b["mcc"])
         assert metrics.macro_f1(items) == pytest.approx(b["macro_f1"])

@@ -19,8 +19,14 @@ TEXTS = [
 
 
 def hf(path, use_fast=False):
-    return {"pretrained": str(path), "peft": None, "tokenizer": None, "use_fast": use_fast,
-            "trust_remote_code": False, "dtype": "auto"}
+    return {
+        "pretrained": str(path),
+        "peft": None,
+        "tokenizer": None,
+        "use_fast": use_fast,
+        "trust_remote_code": False,
+        "dtype": "auto",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +35,32 @@ def spm_model(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("spm")
     # the texts once (their rare characters fall back to bytes), common text many times
-    common = ["日本語の文章です。\n改行もあります。", "ユーザー: 質問<NL>システム: 分かりました。", "abc 123 ＡＢＣ"]
+    common = [
+        "日本語の文章です。\n改行もあります。",
+        "ユーザー: 質問<NL>システム: 分かりました。",
+        "abc 123 ＡＢＣ",
+    ]
     corpus = TEXTS + common * 200
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(corpus), model_prefix=str(root / "sp"), vocab_size=330, hard_vocab_limit=False, model_type="unigram",
-        byte_fallback=True, character_coverage=0.98, normalization_rule_name="identity",
-        remove_extra_whitespaces=False, add_dummy_prefix=False, split_by_whitespace=False,
-        allow_whitespace_only_pieces=True, pad_id=0, eos_id=1, unk_id=2, bos_id=3, minloglevel=2, num_threads=1)
+        sentence_iterator=iter(corpus),
+        model_prefix=str(root / "sp"),
+        vocab_size=330,
+        hard_vocab_limit=False,
+        model_type="unigram",
+        byte_fallback=True,
+        character_coverage=0.98,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        add_dummy_prefix=False,
+        split_by_whitespace=False,
+        allow_whitespace_only_pieces=True,
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=3,
+        minloglevel=2,
+        num_threads=1,
+    )
     return root / "sp.model", spm.SentencePieceProcessor(model_file=str(root / "sp.model"))
 
 
@@ -43,7 +68,13 @@ def write_tokenizer(dest, model_file, cls, **cfg):
     dest.mkdir(parents=True)
     name = "spiece.model" if cls.startswith("T5") else "tokenizer.model"
     (dest / name).write_bytes(model_file.read_bytes())
-    config = {"tokenizer_class": cls, "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>", **cfg}
+    config = {
+        "tokenizer_class": cls,
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "pad_token": "<pad>",
+        **cfg,
+    }
     if cls.startswith("Llama"):
         config["bos_token"] = "<s>"
     (dest / "tokenizer_config.json").write_text(json.dumps(config))
@@ -57,7 +88,9 @@ def test_use_fast_false_gives_sentencepiece_ids(spm_model, tmp_path, cls):
     for text in TEXTS:
         ids = sp.encode(text)
         assert tok.encode(text, add_special_tokens=False) == ids, text
-        assert any(sp.id_to_piece(i).startswith("<0x") for t in TEXTS for i in sp.encode(t))  # byte fallback used
+        assert any(
+            sp.id_to_piece(i).startswith("<0x") for t in TEXTS for i in sp.encode(t)
+        )  # byte fallback used
         assert tok.decode(ids) == (text.strip() if cls == "T5Tokenizer" else text)  # newlines kept
     if cls == "T5Tokenizer":
         assert tok.encode("あ") == sp.encode("あ") + [tok.eos_token_id]
@@ -75,12 +108,16 @@ def test_training_and_evaluation_load_the_same_slow_tokenizer(spm_model, tmp_pat
     from jaflow.evaluate.jglue import task as jtask
     from jaflow.train import builders
 
-    assert builders.load_tokenizer is load_tokenizer
     model_file, sp = spm_model
     path = write_tokenizer(tmp_path / "tok", model_file, "T5Tokenizer")
     train_tok = builders.load_tokenizer(hf(path))
     assert train_tok(TEXTS[0], add_special_tokens=False)["input_ids"] == sp.encode(TEXTS[0])
-    meta = {"pretrained": str(path), "tokenizer": str(path), "use_fast": False, "trust_remote_code": False}
+    meta = {
+        "pretrained": str(path),
+        "tokenizer": str(path),
+        "use_fast": False,
+        "trust_remote_code": False,
+    }
     fake = type("T", (), {"config": type("C", (), {"metadata": meta})()})()
     eval_tok = jtask.JpStableTask._tokenizer.func(fake)
     assert eval_tok.encode(TEXTS[1], add_special_tokens=False) == sp.encode(TEXTS[1])

@@ -24,11 +24,20 @@ def tiny(tiny_model, tiny_tokenizer_dir, tmp_path_factory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("merge_tiny")
     models = {"llama0": tiny_model("llama")}
-    models |= {f"llama{i}": build_model("llama", tiny_tokenizer_dir, root / f"llama{i}", seed=i) for i in (1, 2, 3)}
+    models |= {
+        f"llama{i}": build_model("llama", tiny_tokenizer_dir, root / f"llama{i}", seed=i)
+        for i in (1, 2, 3)
+    }
     models["wide"] = build_model("llama", tiny_tokenizer_dir, root / "wide", hidden_size=96, seed=9)
     models["deep"] = build_model("llama", tiny_tokenizer_dir, root / "deep", num_layers=3, seed=9)
-    build_tokenizer(template_texts() + ["別の語彙で学習したトークナイザー。"], root / "other_tokenizer", vocab_size=420)
-    models["other_vocab"] = build_model("llama", root / "other_tokenizer", root / "other_vocab", seed=9)
+    build_tokenizer(
+        template_texts() + ["別の語彙で学習したトークナイザー。"],
+        root / "other_tokenizer",
+        vocab_size=420,
+    )
+    models["other_vocab"] = build_model(
+        "llama", root / "other_tokenizer", root / "other_vocab", seed=9
+    )
     models["mistral"] = tiny_model("mistral")
     models["swapped_ids"] = retokenize(models["llama3"], root / "swapped_ids", swap_ids)
     models["other_eos"] = retokenize(models["llama3"], root / "other_eos", other_eos)
@@ -59,12 +68,26 @@ def other_eos(model_dir: Path) -> None:
 
 
 def hf(path: Path, **kw) -> dict:
-    return {"pretrained": str(path), "peft": None, "tokenizer": str(path), "use_fast": True,
-            "trust_remote_code": False, "dtype": "auto", **kw}
+    return {
+        "pretrained": str(path),
+        "peft": None,
+        "tokenizer": str(path),
+        "use_fast": True,
+        "trust_remote_code": False,
+        "dtype": "auto",
+        **kw,
+    }
 
 
-def spec(tiny, experts: list[str], *, base: str = "llama0", gate_mode: str = "random",
-         experts_per_token: int = 2, prompts: dict[str, list[str]] | None = None) -> dict:
+def spec(
+    tiny,
+    experts: list[str],
+    *,
+    base: str = "llama0",
+    gate_mode: str = "random",
+    experts_per_token: int = 2,
+    prompts: dict[str, list[str]] | None = None,
+) -> dict:
     """What workflow/rules/common.smk `merge_spec` hands the rule."""
     rows = []
     for name in experts:
@@ -72,8 +95,14 @@ def spec(tiny, experts: list[str], *, base: str = "llama0", gate_mode: str = "ra
         if prompts and name in prompts:
             row["positive_prompts"] = prompts[name]
         rows.append(row)
-    return {"name": "moe", "base": dict(hf(tiny[base]), model=base), "experts": rows,
-            "gate_mode": gate_mode, "experts_per_token": experts_per_token, "dtype": "bfloat16"}
+    return {
+        "name": "moe",
+        "base": dict(hf(tiny[base]), model=base),
+        "experts": rows,
+        "gate_mode": gate_mode,
+        "experts_per_token": experts_per_token,
+        "dtype": "bfloat16",
+    }
 
 
 def load_and_generate(out: Path):
@@ -105,20 +134,30 @@ def test_random_merge_of_four_experts_loads_generates_and_keeps_each_expert(tiny
             p = f"model.layers.{layer}.mlp."
             gate_up = torch.cat([src[p + "gate_proj.weight"], src[p + "up_proj.weight"]]).bfloat16()
             assert torch.equal(merged[f"{p}experts.gate_up_proj"][e], gate_up)
-            assert torch.equal(merged[f"{p}experts.down_proj"][e], src[p + "down_proj.weight"].bfloat16())
+            assert torch.equal(
+                merged[f"{p}experts.down_proj"][e], src[p + "down_proj.weight"].bfloat16()
+            )
     base = load_file(tiny["llama0"] / "model.safetensors")
-    assert torch.equal(merged["model.layers.1.self_attn.q_proj.weight"], base["model.layers.1.self_attn.q_proj.weight"].bfloat16())
+    assert torch.equal(
+        merged["model.layers.1.self_attn.q_proj.weight"],
+        base["model.layers.1.self_attn.q_proj.weight"].bfloat16(),
+    )
 
     # The base's tokenizer, unchanged (mergekit's own copy would pad on the left with bos).
     base_tok = transformers.AutoTokenizer.from_pretrained(tiny["llama0"])
-    assert tok.get_vocab() == base_tok.get_vocab() and tok.padding_side == base_tok.padding_side == "right"
+    assert (
+        tok.get_vocab() == base_tok.get_vocab()
+        and tok.padding_side == base_tok.padding_side == "right"
+    )
     assert tok.pad_token == "<pad>"
 
     record = json.loads((out / "merge.json").read_text())
     assert record["base"] == "llama0" and record["experts"] == names
     assert record["num_local_experts"] == 4 and record["num_experts_per_tok"] == 2
     assert record["mergekit_config"]["gate_mode"] == "random"
-    assert [e["source_model"]["model"]["path"] for e in record["mergekit_config"]["experts"]] == [str(tiny[n]) for n in names]
+    assert [e["source_model"]["model"]["path"] for e in record["mergekit_config"]["experts"]] == [
+        str(tiny[n]) for n in names
+    ]
     assert set(record["versions"]) >= {"mergekit", "transformers", "torch"}
     assert record["versions"]["mergekit"] == "0.1.5"
     assert record["sha256"] == sha256_tree(out, suffixes=(".safetensors",)) and record["sha256"]
@@ -127,8 +166,14 @@ def test_random_merge_of_four_experts_loads_generates_and_keeps_each_expert(tiny
 
 def test_checksums_file_is_sha256sum_compatible_and_catches_tampering(tiny, tmp_path):
     out = merge_moe(spec(tiny, ["llama1", "llama2"]), tmp_path / "moe", seed=1)
-    listed = [line.split("  ", 1)[1] for line in (out / "checksums.sha256").read_text().splitlines()]
-    assert "model.safetensors" in listed and "merge.json" in listed and "checksums.sha256" not in listed
+    listed = [
+        line.split("  ", 1)[1] for line in (out / "checksums.sha256").read_text().splitlines()
+    ]
+    assert (
+        "model.safetensors" in listed
+        and "merge.json" in listed
+        and "checksums.sha256" not in listed
+    )
     if shutil.which("sha256sum"):
         subprocess.run(["sha256sum", "--quiet", "-c", "checksums.sha256"], cwd=out, check=True)
     assert verify_checksums(out) == []
@@ -143,8 +188,12 @@ def test_same_seed_gives_identical_weights_and_another_seed_other_router(tiny, t
     c = merge_moe(s, tmp_path / "c", seed=4)
     assert sha256_tree(a, (".safetensors",)) == sha256_tree(b, (".safetensors",))
     wa, wc = load_file(a / "model.safetensors"), load_file(c / "model.safetensors")
-    assert not torch.equal(wa["model.layers.0.mlp.gate.weight"], wc["model.layers.0.mlp.gate.weight"])
-    assert torch.equal(wa["model.layers.0.mlp.experts.down_proj"], wc["model.layers.0.mlp.experts.down_proj"])
+    assert not torch.equal(
+        wa["model.layers.0.mlp.gate.weight"], wc["model.layers.0.mlp.gate.weight"]
+    )
+    assert torch.equal(
+        wa["model.layers.0.mlp.experts.down_proj"], wc["model.layers.0.mlp.experts.down_proj"]
+    )
 
 
 PROMPTS = {  # `hidden` reads each prompt's last token: end them differently
@@ -157,7 +206,9 @@ PROMPTS = {  # `hidden` reads each prompt's last token: end them differently
 @pytest.mark.parametrize("gate_mode", ["hidden", "cheap_embed"])
 def test_prompt_gates_route_by_positive_prompts(tiny, tmp_path, gate_mode):
     names = ["llama1", "llama2", "llama3"]
-    out = merge_moe(spec(tiny, names, gate_mode=gate_mode, prompts=PROMPTS), tmp_path / "moe", seed=0)
+    out = merge_moe(
+        spec(tiny, names, gate_mode=gate_mode, prompts=PROMPTS), tmp_path / "moe", seed=0
+    )
     model, _ = load_and_generate(out)
     assert model.config.num_local_experts == 3 and model.config.num_experts_per_tok == 2
 
@@ -169,29 +220,45 @@ def test_prompt_gates_route_by_positive_prompts(tiny, tmp_path, gate_mode):
         assert all(torch.equal(gates[0], g) for g in gates)
         tok = transformers.AutoTokenizer.from_pretrained(tiny["llama0"])
         embed = load_file(tiny["llama0"] / "model.safetensors")["model.embed_tokens.weight"]
-        ids = [i for p in PROMPTS["llama2"] for i in tok(tok.bos_token + p, add_special_tokens=False).input_ids]
+        ids = [
+            i
+            for p in PROMPTS["llama2"]
+            for i in tok(tok.bos_token + p, add_special_tokens=False).input_ids
+        ]
         expected = embed[ids].sum(0)
-        assert torch.allclose(gates[0][1], (expected / expected.norm()).bfloat16().float(), atol=1e-2)
+        assert torch.allclose(
+            gates[0][1], (expected / expected.norm()).bfloat16().float(), atol=1e-2
+        )
     else:  # hidden states of the base: a different row per layer
         assert not any(torch.allclose(gates[0], g) for g in gates[1:])
-    assert json.loads((out / "merge.json").read_text())["mergekit_config"]["experts"][0]["positive_prompts"] == PROMPTS["llama1"]
+    assert (
+        json.loads((out / "merge.json").read_text())["mergekit_config"]["experts"][0][
+            "positive_prompts"
+        ]
+        == PROMPTS["llama1"]
+    )
 
 
 def test_prompt_gate_without_prompts_is_refused_naming_the_expert(tiny, tmp_path):
     s = spec(tiny, ["llama1", "llama2"], gate_mode="hidden", prompts={"llama1": PROMPTS["llama1"]})
-    with pytest.raises(ConfigError, match=r"models\.moe\.experts\[1\]\.positive_prompts: expert 'llama2'"):
+    with pytest.raises(
+        ConfigError, match=r"models\.moe\.experts\[1\]\.positive_prompts: expert 'llama2'"
+    ):
         merge_moe(s, tmp_path / "out" / "moe")
     assert not (tmp_path / "out").exists() or nothing_written(tmp_path / "out" / "moe")
 
 
-@pytest.mark.parametrize(("misfit", "field"), [
-    ("wide", "hidden_size"),
-    ("deep", "num_hidden_layers"),
-    ("other_vocab", "vocab_size"),
-    ("swapped_ids", "tokenizer vocabulary"),
-    ("other_eos", "tokenizer eos_token"),
-    ("mistral", "model_type"),
-])
+@pytest.mark.parametrize(
+    ("misfit", "field"),
+    [
+        ("wide", "hidden_size"),
+        ("deep", "num_hidden_layers"),
+        ("other_vocab", "vocab_size"),
+        ("swapped_ids", "tokenizer vocabulary"),
+        ("other_eos", "tokenizer eos_token"),
+        ("mistral", "model_type"),
+    ],
+)
 def test_mismatched_expert_is_refused_naming_both_models_and_field(tiny, tmp_path, misfit, field):
     out = tmp_path / "models" / "moe"
     out.parent.mkdir()
@@ -216,7 +283,10 @@ def test_mergekit_refusals_become_config_errors(tiny, tmp_path):
         merge_moe(spec(tiny, ["llama1", "llama2"], experts_per_token=3), tmp_path / "moe")
     with pytest.raises(ConfigError, match="prompts are identical"):
         same = {"llama1": ["同じ"], "llama2": ["同じ"]}
-        merge_moe(spec(tiny, ["llama1", "llama2"], gate_mode="cheap_embed", prompts=same), tmp_path / "moe")
+        merge_moe(
+            spec(tiny, ["llama1", "llama2"], gate_mode="cheap_embed", prompts=same),
+            tmp_path / "moe",
+        )
     with pytest.raises(ConfigError, match="All of your expert models are the same"):
         s = spec(tiny, ["llama1", "llama2"], gate_mode="cheap_embed", prompts=PROMPTS)
         s["experts"][1]["hf"] = s["experts"][0]["hf"]
@@ -227,7 +297,9 @@ def test_mergekit_refusals_become_config_errors(tiny, tmp_path):
 def test_failure_inside_mergekit_leaves_no_output(tiny, tmp_path):
     broken = tmp_path / "src" / "broken"
     shutil.copytree(tiny["llama3"], broken)
-    (broken / "model.safetensors").unlink()  # config and tokenizer pass the checks; weights are gone
+    (
+        broken / "model.safetensors"
+    ).unlink()  # config and tokenizer pass the checks; weights are gone
     s = spec(tiny, ["llama1", "llama2"])
     s["experts"][1] = {"model": "broken", "hf": hf(broken)}
     out = tmp_path / "models" / "moe"
@@ -243,21 +315,39 @@ def test_seed_004_hub_experts_make_a_valid_mergekit_config_without_touching_the_
 
     from jaflow.merge import check_spec, mergekit_config
 
-    hub = ["tokyotech-llm/Swallow-7b-instruct-hf", "nitky/Superswallow-7b-v0.1",
-           "nitky/Superswallow-7b-v0.2", "nitky/Superswallow-7b-v0.3"]
-    s = {"name": "swallow_moe", "base": dict(hf("tokyotech-llm/Swallow-7b-hf"), model="swallow"),
-         "experts": [{"model": h.split("/")[1], "hf": hf(h)} for h in hub],
-         "gate_mode": "random", "experts_per_token": 2, "dtype": "bfloat16"}
+    hub = [
+        "tokyotech-llm/Swallow-7b-instruct-hf",
+        "nitky/Superswallow-7b-v0.1",
+        "nitky/Superswallow-7b-v0.2",
+        "nitky/Superswallow-7b-v0.3",
+    ]
+    s = {
+        "name": "swallow_moe",
+        "base": dict(hf("tokyotech-llm/Swallow-7b-hf"), model="swallow"),
+        "experts": [{"model": h.split("/")[1], "hf": hf(h)} for h in hub],
+        "gate_mode": "random",
+        "experts_per_token": 2,
+        "dtype": "bfloat16",
+    }
     check_spec(s)  # offline: nothing here downloads
     parsed = MoEMergeConfig.model_validate(mergekit_config(s))
-    assert parsed.base_model.model.path == "tokyotech-llm/Swallow-7b-hf" and parsed.base_model.lora is None
+    assert (
+        parsed.base_model.model.path == "tokyotech-llm/Swallow-7b-hf"
+        and parsed.base_model.lora is None
+    )
     assert [e.source_model.model.path for e in parsed.experts] == hub
-    assert parsed.architecture == "Mixtral" and parsed.dtype == "bfloat16" and parsed.experts_per_token == 2
+    assert (
+        parsed.architecture == "Mixtral"
+        and parsed.dtype == "bfloat16"
+        and parsed.experts_per_token == 2
+    )
 
 
 def test_base_outside_mixtral_inputs_is_refused(tiny, tiny_model, tmp_path):
     s = spec(tiny, ["llama1", "llama2"])
     s["base"] = dict(hf(tiny_model("gpt_neox")), model="neox")
-    with pytest.raises(ConfigError, match=r"models\.moe\.base: model 'neox' .* model_type='gpt_neox'"):
+    with pytest.raises(
+        ConfigError, match=r"models\.moe\.base: model 'neox' .* model_type='gpt_neox'"
+    ):
         merge_moe(s, tmp_path / "moe")
     assert nothing_written(tmp_path / "moe")

@@ -170,4 +170,6 @@ def test_demo_judge_is_trained_to_rate(finished_demo):
         assert len(categories) == 8
         for r in categories:
             assert int(r["n"]) >= 1 and int(r["n_failed"]) == 0 and 1 <= float(r["score"]) <= 10
-    assert "| - |" not in (finished_demo / "results/demo/reports/demo/tables/mtbench.md").read_text()
+    assert (
+        "| - |" not in (finished_demo / "results/demo/reports/demo/tables/mtbench.md").read_text()
+    )

@@ -35,9 +35,14 @@ def test_identity_of_a_workflow_model_is_its_checksum_listing(tmp_path):
 
 def test_hub_identity_records_the_revision_or_unpinned():
     assert path_identity("org/model") == {"kind": "hub", "id": "org/model", "revision": UNPINNED}
-    pinned = model_identity({"pretrained": "org/model", "revision": "abc123", "tokenizer": "org/model"})
+    pinned = model_identity(
+        {"pretrained": "org/model", "revision": "abc123", "tokenizer": "org/model"}
+    )
     assert pinned["weights"]["revision"] == "abc123"
-    assert pinned["sha256"] != model_identity({"pretrained": "org/model", "tokenizer": "org/model"})["sha256"]
+    assert (
+        pinned["sha256"]
+        != model_identity({"pretrained": "org/model", "tokenizer": "org/model"})["sha256"]
+    )
 
 
 def test_adapter_identity_covers_base_and_adapter(tmp_path):
@@ -52,18 +57,23 @@ def test_adapter_identity_covers_base_and_adapter(tmp_path):
 
 
 def test_digest_ignores_key_order():
-    assert digest({"a": 1, "b": [1, {"c": 2, "d": 3}]}) == digest({"b": [1, {"d": 3, "c": 2}], "a": 1})
+    assert digest({"a": 1, "b": [1, {"c": 2, "d": 3}]}) == digest(
+        {"b": [1, {"d": 3, "c": 2}], "a": 1}
+    )
 
 
-@pytest.mark.parametrize("ref, kind", [
-    ("org/name", "hub"),
-    ("tokyotech-llm/Swallow-7b-hf", "hub"),
-    ("./models/x", "path"),
-    ("/abs/path/model", "path"),
-    ("~/models/x", "path"),
-    ("a/b/c", "path"),  # not org/name
-    ("gpt2", "path"),  # a bare name is no hub id of the form jaflow accepts
-])
+@pytest.mark.parametrize(
+    "ref, kind",
+    [
+        ("org/name", "hub"),
+        ("tokyotech-llm/Swallow-7b-hf", "hub"),
+        ("./models/x", "path"),
+        ("/abs/path/model", "path"),
+        ("~/models/x", "path"),
+        ("a/b/c", "path"),  # not org/name
+        ("gpt2", "path"),  # a bare name is no hub id of the form jaflow accepts
+    ],
+)
 def test_pretrained_is_a_path_or_a_hub_id(ref, kind):
     assert classify_model_ref(ref) == kind
 
@@ -81,7 +91,9 @@ def config_with(pretrained: str) -> dict:
 @pytest.mark.parametrize("ref", ["/nonexistent/llama", "./models/my_llama", "../elsewhere/m"])
 def test_a_missing_local_model_is_a_config_error_naming_the_key(ref, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match=r"models\.base\.pretrained: '.*' is a local path .* no such directory"):
+    with pytest.raises(
+        ConfigError, match=r"models\.base\.pretrained: '.*' is a local path .* no such directory"
+    ):
         load_experiment(config_with(ref))
 
 
@@ -96,18 +108,42 @@ def test_tiny_names_resolve_into_the_experiments_tiny_world():
     experiment = load_experiment(config_with("tiny:llama"))
     assert experiment.graph["base"].pretrained == "results/t/tiny/models/llama"
     assert experiment.uses_tiny
-    with pytest.raises(ConfigError, match=r"models\.base\.pretrained: unknown tiny-world name 'tiny:bert'"):
+    with pytest.raises(
+        ConfigError, match=r"models\.base\.pretrained: unknown tiny-world name 'tiny:bert'"
+    ):
         load_experiment(config_with("tiny:bert"))
 
 
 def test_missing_data_sources_are_config_errors():
     with pytest.raises(ConfigError, match=r"jglue\.data_dir: not set"):
-        load_experiment({"name": "t", "models": {"m": {"pretrained": "org/m"}},
-                         "jglue": {"runs": [{"suite": "jglue4", "models": ["m"]}]}})
-    with pytest.raises(ConfigError, match=r"jglue\.data_dir: JGLUE directory '/no/such/jglue' does not exist"):
-        load_experiment({"name": "t", "models": {"m": {"pretrained": "org/m"}},
-                         "jglue": {"data_dir": "/no/such/jglue", "runs": [{"suite": "jglue4", "models": ["m"]}]}})
+        load_experiment(
+            {
+                "name": "t",
+                "models": {"m": {"pretrained": "org/m"}},
+                "jglue": {"runs": [{"suite": "jglue4", "models": ["m"]}]},
+            }
+        )
+    with pytest.raises(
+        ConfigError, match=r"jglue\.data_dir: JGLUE directory '/no/such/jglue' does not exist"
+    ):
+        load_experiment(
+            {
+                "name": "t",
+                "models": {"m": {"pretrained": "org/m"}},
+                "jglue": {
+                    "data_dir": "/no/such/jglue",
+                    "runs": [{"suite": "jglue4", "models": ["m"]}],
+                },
+            }
+        )
     with pytest.raises(ConfigError, match=r"mtbench\.questions: not set"):
-        load_experiment({"name": "t", "models": {"m": {"pretrained": "org/m"}}, "mtbench": {"models": ["m"]}})
-    with pytest.raises(ConfigError, match=r"datasets\.d\.sources\.0\.path: source file 'nope\.jsonl' does not exist"):
-        load_experiment({"name": "t", "datasets": {"d": {"sources": [{"name": "s", "path": "nope.jsonl"}]}}})
+        load_experiment(
+            {"name": "t", "models": {"m": {"pretrained": "org/m"}}, "mtbench": {"models": ["m"]}}
+        )
+    with pytest.raises(
+        ConfigError,
+        match=r"datasets\.d\.sources\.0\.path: source file 'nope\.jsonl' does not exist",
+    ):
+        load_experiment(
+            {"name": "t", "datasets": {"d": {"sources": [{"name": "s", "path": "nope.jsonl"}]}}}
+        )

@@ -107,7 +107,9 @@ def test_demo_report_opens_in_chromium(finished_demo, browser, tmp_path_factory)
         for c in body.find_elements(By.CSS_SELECTOR, "table.jaflow-table td, table.jaflow-table th")
     ]
     rows = list(
-        csv.reader((finished_demo / "results/demo/reports/demo/tables/jglue.csv").open(encoding="utf-8"))
+        csv.reader(
+            (finished_demo / "results/demo/reports/demo/tables/jglue.csv").open(encoding="utf-8")
+        )
     )
     assert rows[0] == cells[: len(rows[0])]
     for row in rows[1:]:

@@ -24,6 +24,9 @@ def result_files(root: Path) -> dict[str, str]:
 @pytest.mark.workflow
 def test_two_fresh_runs_of_the_demo_give_byte_identical_results(finished_demo, tmp_path):
     again = snakemake(tmp_path / "again").workdir
-    first, second = result_files(finished_demo / "results/demo"), result_files(again / "results/demo")
+    first, second = (
+        result_files(finished_demo / "results/demo"),
+        result_files(again / "results/demo"),
+    )
     assert sorted(first) == sorted(second)
     assert [p for p in first if first[p] != second[p]] == []

@@ -55,8 +55,15 @@ def write_test_config(tiny_model, tiny_tokenizer_dir, path: Path) -> Path:
 
     demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     expert = build_model("llama", tiny_tokenizer_dir, path.parent / "expert", seed=1)
-    short = {"lora_r": 4, "learning_rate": 0.001, "max_steps": 2, "eval_steps": 1, "logging_steps": 1,
-             "gradient_accumulation_steps": 1, "max_length": 64}
+    short = {
+        "lora_r": 4,
+        "learning_rate": 0.001,
+        "max_steps": 2,
+        "eval_steps": 1,
+        "logging_steps": 1,
+        "gradient_accumulation_steps": 1,
+        "max_length": 64,
+    }
     config = {
         "name": "slurm",
         "seed": demo["seed"],
@@ -65,7 +72,12 @@ def write_test_config(tiny_model, tiny_tokenizer_dir, path: Path) -> Path:
             "base": {"pretrained": str(tiny_model("llama"))},
             "expert": {"pretrained": str(expert)},
             "tuned": {"from": "base", "method": "lora", "dataset": "demo_mix", "train": short},
-            "moe": {"base": "base", "experts": ["base", "expert"], "gate_mode": "random", "dtype": "float32"},
+            "moe": {
+                "base": "base",
+                "experts": ["base", "expert"],
+                "gate_mode": "random",
+                "dtype": "float32",
+            },
         },
     }
     path.write_text(yaml.safe_dump(config, allow_unicode=True))
@@ -85,7 +97,9 @@ def ensure_installed() -> None:
     subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True)
     subprocess.run(
         ["apt-get", "install", "-y", "-q", "--no-install-recommends", *DEBIAN_PACKAGES],
-        check=True, env=env, capture_output=True,
+        check=True,
+        env=env,
+        capture_output=True,
     )
     missing = [d for d in DAEMONS if not shutil.which(d)]
     assert not missing, f"installed {DEBIAN_PACKAGES} but {missing} are still missing"
@@ -216,16 +230,29 @@ def slurm_cluster():
         cluster.procs.append(subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT))
 
     try:
-        start("munged", "-F", f"--socket={socket_path}", f"--key-file={key}",
-              f"--log-file={root}/log/munged.log", f"--pid-file={root}/munge/munged.pid",
-              f"--seed-file={root}/munge/seed", name="munged")
+        start(
+            "munged",
+            "-F",
+            f"--socket={socket_path}",
+            f"--key-file={key}",
+            f"--log-file={root}/log/munged.log",
+            f"--pid-file={root}/munge/munged.pid",
+            f"--seed-file={root}/munge/seed",
+            name="munged",
+        )
         wait_for(socket_path.exists, "munged's socket", log=root / "log" / "munged.out")
         start("slurmctld", "-D", "-f", str(conf), name="slurmctld")
-        wait_for(lambda: cluster.run("scontrol", "ping", check=False).stdout.count("UP"),
-                 "slurmctld", log=root / "log" / "slurmctld.log")
+        wait_for(
+            lambda: cluster.run("scontrol", "ping", check=False).stdout.count("UP"),
+            "slurmctld",
+            log=root / "log" / "slurmctld.log",
+        )
         start("slurmd", "-D", "-N", NODE, "-f", str(conf), name="slurmd")
-        wait_for(lambda: cluster.run("sinfo", "-h", "-o", "%t", check=False).stdout.strip() == "idle",
-                 "the node to be idle", log=root / "log" / "slurmctld.log")
+        wait_for(
+            lambda: cluster.run("sinfo", "-h", "-o", "%t", check=False).stdout.strip() == "idle",
+            "the node to be idle",
+            log=root / "log" / "slurmctld.log",
+        )
         yield cluster
     finally:
         cluster.stop()
@@ -235,7 +262,12 @@ def slurm_cluster():
 def run_snakemake(cluster: SlurmCluster, args: list[str], cwd: Path, extra_env: dict | None = None):
     env = dict(cluster.env, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1", **(extra_env or {}))
     return subprocess.Popen(
-        [SNAKEMAKE, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [SNAKEMAKE, *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -246,7 +278,12 @@ def finish(proc: subprocess.Popen, timeout: float = 400) -> str:
 
 
 # Overrides for a cluster without accounting: squeue instead of sacct, and quick first checks.
-SLURM_TEST_FLAGS = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2"]
+SLURM_TEST_FLAGS = [
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "2",
+]
 
 
 def submitted_jobs(log: str) -> list[tuple[str, str, Path]]:
@@ -269,22 +306,30 @@ def digest(path: Path, pattern: str = "*") -> str:
     if path.is_dir():
         files = sorted(p for p in path.rglob(pattern) if p.is_file())
         assert files, f"no {pattern} in {path}"
-        return hashlib.sha256(b"".join(p.relative_to(path).as_posix().encode() + p.read_bytes()
-                                       for p in files)).hexdigest()
+        return hashlib.sha256(
+            b"".join(p.relative_to(path).as_posix().encode() + p.read_bytes() for p in files)
+        ).hexdigest()
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_tiny_workflow_through_profile_slurm_matches_local_run(slurm_cluster, tmp_path, tiny_model,
-                                                              tiny_tokenizer_dir):
+def test_tiny_workflow_through_profile_slurm_matches_local_run(
+    slurm_cluster, tmp_path, tiny_model, tiny_tokenizer_dir
+):
     on_slurm, local = tmp_path / "slurm", tmp_path / "local"
-    config = ["--configfile", str(write_test_config(tiny_model, tiny_tokenizer_dir, tmp_path / "config.yaml"))]
+    config = [
+        "--configfile",
+        str(write_test_config(tiny_model, tiny_tokenizer_dir, tmp_path / "config.yaml")),
+    ]
     # Exactly as users type it, from the repository root: ./slurm is the profile.
     slurm_run = run_snakemake(
         slurm_cluster,
         ["--profile", "slurm", *SLURM_TEST_FLAGS, *config, "--directory", str(on_slurm), *TARGETS],
-        cwd=REPO, extra_env={"JAFLOW_SLURM_PARTITION": PARTITION},
+        cwd=REPO,
+        extra_env={"JAFLOW_SLURM_PARTITION": PARTITION},
     )
-    local_run = run_snakemake(slurm_cluster, ["-c1", *config, "--directory", str(local), *TARGETS], cwd=REPO)
+    local_run = run_snakemake(
+        slurm_cluster, ["-c1", *config, "--directory", str(local), *TARGETS], cwd=REPO
+    )
     try:
         log = finish(slurm_run)
         finish(local_run)
@@ -293,11 +338,19 @@ def test_tiny_workflow_through_profile_slurm_matches_local_run(slurm_cluster, tm
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    assert re.search(r"Using profiles? slurm\b", log), log[-3000:]  # (and the workflow's profiles/default)
+    assert re.search(r"Using profiles? slurm\b", log), log[
+        -3000:
+    ]  # (and the workflow's profiles/default)
 
     jobs = submitted_jobs(log)
     rules = {rule for rule, _, _ in jobs}
-    assert {"tiny_instructions", "sample_dataset", "train", "select_checkpoint", "merge_moe"} <= rules, log[-4000:]
+    assert {
+        "tiny_instructions",
+        "sample_dataset",
+        "train",
+        "select_checkpoint",
+        "merge_moe",
+    } <= rules, log[-4000:]
     for rule, jobid, slurm_log in jobs:
         info = slurm_cluster.job(jobid)
         assert info["JobState"] == "COMPLETED", (rule, info)
@@ -316,10 +369,22 @@ def test_tiny_workflow_through_profile_slurm_matches_local_run(slurm_cluster, tm
         assert digest(on_slurm / target, pattern) == digest(local / target, pattern), target
 
     # A second run of the finished workflow submits nothing.
-    again = finish(run_snakemake(
-        slurm_cluster, ["--profile", "slurm", *SLURM_TEST_FLAGS, *config, "--directory", str(on_slurm), *TARGETS],
-        cwd=REPO, extra_env={"JAFLOW_SLURM_PARTITION": PARTITION},
-    ))
+    again = finish(
+        run_snakemake(
+            slurm_cluster,
+            [
+                "--profile",
+                "slurm",
+                *SLURM_TEST_FLAGS,
+                *config,
+                "--directory",
+                str(on_slurm),
+                *TARGETS,
+            ],
+            cwd=REPO,
+            extra_env={"JAFLOW_SLURM_PARTITION": PARTITION},
+        )
+    )
     assert "Nothing to be done" in again
     assert not submitted_jobs(again)
 
@@ -354,8 +419,10 @@ def test_profile_gpu_requests_are_accepted_by_sbatch(slurm_cluster, tmp_path):
         work.mkdir()
         (work / "Snakefile").write_text(PROBE_SNAKEFILE)
         runs[flag] = run_snakemake(
-            slurm_cluster, ["--profile", str(REPO / "profiles" / "slurm"), *SLURM_TEST_FLAGS],
-            cwd=work, extra_env={"JAFLOW_SLURM_GPU_FLAG": flag, "JAFLOW_SLURM_GPU_MODEL": GPU_TYPE},
+            slurm_cluster,
+            ["--profile", str(REPO / "profiles" / "slurm"), *SLURM_TEST_FLAGS],
+            cwd=work,
+            extra_env={"JAFLOW_SLURM_GPU_FLAG": flag, "JAFLOW_SLURM_GPU_MODEL": GPU_TYPE},
         )
     try:
         logs = {flag: finish(proc) for flag, proc in runs.items()}
@@ -393,7 +460,13 @@ def test_multi_node_training_through_srun(slurm_cluster, tmp_path, tiny_model):
 
     data = write_dataset(tmp_path / "data")
     world = {"llama": tiny_model("llama"), "data": data}
-    common = dict(max_steps=3, eval_steps=3, logging_steps=1, per_device_train_batch_size=4, global_batch_size=8)
+    common = dict(
+        max_steps=3,
+        eval_steps=3,
+        logging_steps=1,
+        per_device_train_batch_size=4,
+        global_batch_size=8,
+    )
     two = make_job(world, tmp_path / "two", "full", **common)
     (tmp_path / "two").mkdir()
     job_file = tmp_path / "two" / "submitted.json"
@@ -401,11 +474,32 @@ def test_multi_node_training_through_srun(slurm_cluster, tmp_path, tiny_model):
     script = tmp_path / "job.sh"
     script.write_text(f"#!/bin/sh\nexec {sys.executable} -m jaflow.train.launch {job_file} 1\n")
     script.chmod(0o755)
-    env = dict(slurm_cluster.env, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1", JAFLOW_NNODES="2",
-               JAFLOW_RDZV_PORT=str(free_port()))
-    out = subprocess.run(["sbatch", "--parsable", "-p", PARTITION, "-N1", "-n2", "-c1", "--wait",
-                          "-o", str(tmp_path / "slurm-%j.out"), str(script)],
-                         env=env, capture_output=True, text=True, timeout=400)
+    env = dict(
+        slurm_cluster.env,
+        PYTHONPATH=str(REPO / "src"),
+        OMP_NUM_THREADS="1",
+        JAFLOW_NNODES="2",
+        JAFLOW_RDZV_PORT=str(free_port()),
+    )
+    out = subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            "-p",
+            PARTITION,
+            "-N1",
+            "-n2",
+            "-c1",
+            "--wait",
+            "-o",
+            str(tmp_path / "slurm-%j.out"),
+            str(script),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     jobid = out.stdout.strip().split(";")[0]
     log = next(tmp_path.glob("slurm-*.out")).read_text(errors="replace")
     assert out.returncode == 0, (out.stderr, log[-5000:])
@@ -413,14 +507,23 @@ def test_multi_node_training_through_srun(slurm_cluster, tmp_path, tiny_model):
     assert info["JobState"] == "COMPLETED" and info["NumTasks"] == "2", info
     assert "rank 0/2: two (full)" in log and "rank 1/2: two (full)" in log, log[-3000:]
     launched = next(line for line in log.splitlines() if "launching 2 node(s)" in line)
-    assert "srun --nodes=1 --ntasks=2 --ntasks-per-node=2 --overlap" in launched and "--rdzv_backend c10d" in launched
+    assert (
+        "srun --nodes=1 --ntasks=2 --ntasks-per-node=2 --overlap" in launched
+        and "--rdzv_backend c10d" in launched
+    )
     state = json.loads((tmp_path / "two" / "trainer_state.json").read_text())
     layout = state["stateful_callbacks"]["BatchLayout"]["args"]
     assert layout["world_size"] == 2 and layout["gradient_accumulation_steps"] == 1
     one = make_job(world, tmp_path / "one", "full", **common)
     os.environ.pop("JAFLOW_NNODES", None)
     run(one, 1)
-    a = [e["loss"] for e in json.loads((tmp_path / "one" / "trainer_state.json").read_text())["log_history"]
-         if "loss" in e]
+    a = [
+        e["loss"]
+        for e in json.loads((tmp_path / "one" / "trainer_state.json").read_text())["log_history"]
+        if "loss" in e
+    ]
     b = [e["loss"] for e in state["log_history"] if "loss" in e]
-    assert len(a) == len(b) == 3 and max(abs(x - y) for x, y in zip(a, b, strict=True)) < 2e-4, (a, b)
+    assert len(a) == len(b) == 3 and max(abs(x - y) for x, y in zip(a, b, strict=True)) < 2e-4, (
+        a,
+        b,
+    )

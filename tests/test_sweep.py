@@ -39,9 +39,14 @@ def base_config(sweep: dict) -> dict:
 
 
 def test_grid_expands_to_typed_models_with_readable_names():
-    config = prepare_config(base_config(
-        {"model": "tmpl", "grid": {"train.lora_r": [4, 16], "train.learning_rate": [0.0001, 0.002]}}
-    ))
+    config = prepare_config(
+        base_config(
+            {
+                "model": "tmpl",
+                "grid": {"train.lora_r": [4, 16], "train.learning_rate": [0.0001, 0.002]},
+            }
+        )
+    )
     names = [
         "s~lora_r=4~learning_rate=0.0001",
         "s~lora_r=4~learning_rate=0.002",
@@ -64,13 +69,22 @@ def test_grid_expands_to_typed_models_with_readable_names():
 
 
 def test_points_follow_the_grid_and_clashing_labels_use_the_full_key():
-    config = prepare_config(base_config({
-        "model": "tmpl",
-        "grid": {"train.lora_r": [4]},
-        "points": [{"dataset": "other", "train.lora_r": 2}, {"train.lisa_layers": 3, "train.lisa_interval": 7}],
-    }))
+    config = prepare_config(
+        base_config(
+            {
+                "model": "tmpl",
+                "grid": {"train.lora_r": [4]},
+                "points": [
+                    {"dataset": "other", "train.lora_r": 2},
+                    {"train.lisa_layers": 3, "train.lisa_interval": 7},
+                ],
+            }
+        )
+    )
     assert [n for n in config["models"] if n.startswith("s~")] == [
-        "s~lora_r=4", "s~dataset=other~lora_r=2", "s~lisa_layers=3~lisa_interval=7",
+        "s~lora_r=4",
+        "s~dataset=other~lora_r=2",
+        "s~lisa_layers=3~lisa_interval=7",
     ]
     assert config["models"]["s~dataset=other~lora_r=2"]["dataset"] == "other"
     points = all_sweep_points(config)["s"]
@@ -96,12 +110,27 @@ def test_format_value_is_path_safe():
 @pytest.mark.parametrize(
     ("sweep", "message"),
     [
-        ({"model": "tmpl", "grid": {"train.lora_rr": [4]}}, r"sweeps\.s point 's~lora_rr=4'.*lora_rr"),
-        ({"model": "tmpl", "grid": {"train.lora_r": ["8"]}}, r"lora_r.*not of type 'integer'.*--configfile"),
-        ({"model": "tmpl", "points": [{"train.lora_r": 4}, {"train.lora_r": 4}]}, r"points 0 and 1 both make"),
-        ({"model": "nope", "grid": {"train.lora_r": [4]}}, r"sweeps\.s\.model: unknown model 'nope'"),
+        (
+            {"model": "tmpl", "grid": {"train.lora_rr": [4]}},
+            r"sweeps\.s point 's~lora_rr=4'.*lora_rr",
+        ),
+        (
+            {"model": "tmpl", "grid": {"train.lora_r": ["8"]}},
+            r"lora_r.*not of type 'integer'.*--configfile",
+        ),
+        (
+            {"model": "tmpl", "points": [{"train.lora_r": 4}, {"train.lora_r": 4}]},
+            r"points 0 and 1 both make",
+        ),
+        (
+            {"model": "nope", "grid": {"train.lora_r": [4]}},
+            r"sweeps\.s\.model: unknown model 'nope'",
+        ),
         ({"model": "tmpl"}, r"sweeps\.s: a sweep needs a grid or points"),
-        ({"model": "tmpl", "grid": {"dataset": ["a/b", "a b"]}}, r"both make the model 's~dataset=a-b'"),
+        (
+            {"model": "tmpl", "grid": {"dataset": ["a/b", "a b"]}},
+            r"both make the model 's~dataset=a-b'",
+        ),
     ],
 )
 def test_bad_sweeps_name_the_field(sweep, message):
@@ -120,7 +149,10 @@ def test_expansion_is_idempotent():
     config = prepare_config(base_config({"model": "tmpl", "grid": {"train.lora_r": [4, 8]}}))
     again = prepare_config(copy.deepcopy(config))
     assert list(again["models"]) == list(config["models"])
-    assert all(again["models"][m]["train"] == config["models"][m]["train"] for m in ("s~lora_r=4", "s~lora_r=8"))
+    assert all(
+        again["models"][m]["train"] == config["models"][m]["train"]
+        for m in ("s~lora_r=4", "s~lora_r=8")
+    )
     assert again["jglue"]["runs"] == config["jglue"]["runs"]
 
 
@@ -129,7 +161,11 @@ def dry_run_jobs(*args: str, cwd: Path = REPO) -> dict[str, list[str]]:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     out = subprocess.run(
         [SNAKEMAKE, "-n", "--snakefile", str(REPO / "Snakefile"), *args],
-        cwd=cwd, env=env, capture_output=True, text=True, check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     jobs: dict[str, list[str]] = {}
@@ -142,7 +178,9 @@ def dry_run_jobs(*args: str, cwd: Path = REPO) -> dict[str, list[str]]:
 
 
 def test_shipped_sweep_dry_run_lists_one_training_and_evaluation_per_point(tmp_path):
-    jobs = dry_run_jobs("--configfile", str(REPO / "config/experiments/sweep_lora.yaml"), cwd=tmp_path)
+    jobs = dry_run_jobs(
+        "--configfile", str(REPO / "config/experiments/sweep_lora.yaml"), cwd=tmp_path
+    )
     spec = yaml.safe_load((REPO / "config/experiments/sweep_lora.yaml").read_text())
     points = [p.name for p in all_sweep_points(spec)["lora"]]
     assert len(points) == 4

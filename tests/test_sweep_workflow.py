@@ -25,8 +25,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 def dry_run(workdir: Path, *, config: dict | None = None, configfiles=()) -> dict[str, list[str]]:
     """rule -> wildcards of each job a dry run would execute (empty dict: nothing to do)."""
-    proc = snakemake(workdir, "-n", config=config, configfiles=configfiles,
-                     default_config=config is None and not configfiles, args=["--quiet", "progress"])
+    proc = snakemake(
+        workdir,
+        "-n",
+        config=config,
+        configfiles=configfiles,
+        default_config=config is None and not configfiles,
+        args=["--quiet", "progress"],
+    )
     log = proc.stdout + proc.stderr
     jobs: dict[str, list[str]] = {}
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", log):
@@ -54,11 +60,15 @@ def test_two_by_two_sweep_runs_end_to_end_into_one_summary_table(tmp_path):
     for point in points:
         assert (work / "results/sweep_lora/models" / point / "selection.json").exists()
         assert (work / "results/sweep_lora/jglue/jglue4" / point / "scores.csv").exists()
-    with open(work / "results/sweep_lora/reports/sweep_lora/tables/summary.csv", encoding="utf-8") as f:
+    with open(
+        work / "results/sweep_lora/reports/sweep_lora/tables/summary.csv", encoding="utf-8"
+    ) as f:
         rows = list(csv.reader(f))[1:]
     assert len(rows) == 4
     assert sorted(r[0] for r in rows) == sorted(points)
-    plots = sorted(p.name for p in (work / "results/sweep_lora/reports/sweep_lora/plots").glob("sweep_*.png"))
+    plots = sorted(
+        p.name for p in (work / "results/sweep_lora/reports/sweep_lora/plots").glob("sweep_*.png")
+    )
     assert plots, "no sweep plots"
     assert dry_run(work, config=config) == {}  # and the finished sweep reruns nothing
 
@@ -94,14 +104,27 @@ def merge_config(tiny_model, tiny_tokenizer_dir, root: Path, gate_mode: str) -> 
     return {
         "datasets": {"mix": dict(demo["datasets"]["demo_mix"])},
         "models": {
-            "base": base, "expert": {"pretrained": str(expert)},
-            "moe_a": {"base": "base", "experts": ["base", "expert"], "gate_mode": "random", "dtype": "float32"},
-            "moe_b": {"base": "base", "experts": ["base", "expert"], "gate_mode": gate_mode, "dtype": "float32"},
+            "base": base,
+            "expert": {"pretrained": str(expert)},
+            "moe_a": {
+                "base": "base",
+                "experts": ["base", "expert"],
+                "gate_mode": "random",
+                "dtype": "float32",
+            },
+            "moe_b": {
+                "base": "base",
+                "experts": ["base", "expert"],
+                "gate_mode": gate_mode,
+                "dtype": "float32",
+            },
         },
     }
 
 
-def test_changing_one_merge_parameter_reruns_only_that_merge(tmp_path, tiny_model, tiny_tokenizer_dir):
+def test_changing_one_merge_parameter_reruns_only_that_merge(
+    tmp_path, tiny_model, tiny_tokenizer_dir
+):
     """The same selectivity on the stages built today: sampling and two merges, one changed."""
     work = tmp_path / "work"
     before = merge_config(tiny_model, tiny_tokenizer_dir, tmp_path, "random")

@@ -18,8 +18,10 @@ def test_prompt_answer_boundary_tokenises_the_same_alone_and_joined(tokenizer, n
     # The trap in the reference's tiny-world notes: merges across the boundary break masking.
     for row in make_instructions(40, seed=3):
         rendered = TEMPLATES[name]().render(row)
-        alone = tokenizer(rendered.prompt, add_special_tokens=False)["input_ids"] + \
-            tokenizer(rendered.response, add_special_tokens=False)["input_ids"]
+        alone = (
+            tokenizer(rendered.prompt, add_special_tokens=False)["input_ids"]
+            + tokenizer(rendered.response, add_special_tokens=False)["input_ids"]
+        )
         joined = tokenizer(rendered.text, add_special_tokens=False)["input_ids"]
         assert alone == joined, (name, rendered.prompt[-20:], rendered.response[:20])
 
@@ -36,8 +38,14 @@ def test_special_tokens(tokenizer):
     assert tokenizer.decode([tokenizer.eos_token_id], skip_special_tokens=True) == ""
 
 
-@pytest.mark.parametrize("arch,cls", [("llama", "LlamaForCausalLM"), ("gpt_neox", "GPTNeoXForCausalLM"),
-                                      ("mistral", "MistralForCausalLM")])
+@pytest.mark.parametrize(
+    "arch,cls",
+    [
+        ("llama", "LlamaForCausalLM"),
+        ("gpt_neox", "GPTNeoXForCausalLM"),
+        ("mistral", "MistralForCausalLM"),
+    ],
+)
 def test_tiny_models_load_and_run(tiny_model, tokenizer, arch, cls):
     model = AutoModelForCausalLM.from_pretrained(tiny_model(arch))
     assert type(model).__name__ == cls

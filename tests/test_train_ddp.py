@@ -25,8 +25,15 @@ def test_two_process_gloo_ddp(train_world, tmp_path, capfd, monkeypatch):  # noq
     monkeypatch.setenv("PYTHONPATH", str(REPO / "src"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.delenv("LOCAL_RANK", raising=False)
-    job = make_job(train_world, tmp_path / "ddp", "lora", max_steps=4, eval_steps=2, logging_steps=2,
-                   per_device_train_batch_size=8)
+    job = make_job(
+        train_world,
+        tmp_path / "ddp",
+        "lora",
+        max_steps=4,
+        eval_steps=2,
+        logging_steps=2,
+        per_device_train_batch_size=8,
+    )
     run(job, 2)
     out = capfd.readouterr()
     text = out.out + out.err
@@ -38,5 +45,7 @@ def test_two_process_gloo_ddp(train_world, tmp_path, capfd, monkeypatch):  # noq
     tokens = [e["num_input_tokens_seen"] for e in state["log_history"] if "loss" in e]
     assert tokens[0] > 0
     assert [p.name for p in resume.complete_checkpoints(tmp_path / "ddp" / "checkpoints")] == [
-        "checkpoint-2", "checkpoint-4"]
+        "checkpoint-2",
+        "checkpoint-4",
+    ]
     assert os.path.isfile(tmp_path / "ddp" / "log_history.csv")

@@ -6,8 +6,16 @@ import pytest
 
 pytestmark = pytest.mark.workflow
 
-CHAIN = ["sample_dataset", "train", "select_checkpoint", "merge_moe", "jglue", "mtbench_answer",
-         "mtbench_judge", "report"]
+CHAIN = [
+    "sample_dataset",
+    "train",
+    "select_checkpoint",
+    "merge_moe",
+    "jglue",
+    "mtbench_answer",
+    "mtbench_judge",
+    "report",
+]
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -32,14 +40,21 @@ def test_dry_run_lists_the_whole_chain(run_workflow):
 
 
 def test_schema_error_stops_before_any_job(run_workflow):
-    proc = run_workflow(config={"models": {"tiny_qlora": {"train": {"lora_r": "sixty-four"}}}}, check=False)
+    proc = run_workflow(
+        config={"models": {"tiny_qlora": {"train": {"lora_r": "sixty-four"}}}}, check=False
+    )
     assert proc.returncode != 0
-    assert "models.tiny_qlora.train.lora_r: 'sixty-four' is not of type 'integer'" in proc.stderr + proc.stdout
+    assert (
+        "models.tiny_qlora.train.lora_r: 'sixty-four' is not of type 'integer'"
+        in proc.stderr + proc.stdout
+    )
     assert not (proc.workdir / "results").exists()
 
 
 def test_graph_error_stops_before_any_job(run_workflow):
-    proc = run_workflow(config={"models": {"tiny_moe": {"experts": ["tiny_llama", "missing_model"]}}}, check=False)
+    proc = run_workflow(
+        config={"models": {"tiny_moe": {"experts": ["tiny_llama", "missing_model"]}}}, check=False
+    )
     assert proc.returncode != 0
     assert "models.tiny_moe.experts: unknown model 'missing_model'" in proc.stderr + proc.stdout
     assert not (proc.workdir / "results").exists()
@@ -47,7 +62,9 @@ def test_graph_error_stops_before_any_job(run_workflow):
 
 def test_data_stage_of_the_demo_runs(run_workflow):
     proc = run_workflow("results/demo/datasets/demo_mix/manifest.json")
-    manifest = json.loads((proc.workdir / "results/demo/datasets/demo_mix/manifest.json").read_text())
+    manifest = json.loads(
+        (proc.workdir / "results/demo/datasets/demo_mix/manifest.json").read_text()
+    )
     steps = manifest["sources"][0]["steps"]
     assert [list(s["rule"])[0] for s in steps] == ["dedup", "max_per_value", "min_chars"]
     assert steps[0]["after"] < steps[0]["before"]  # the tiny data has duplicates
@@ -61,9 +78,11 @@ def test_data_stage_of_the_demo_runs(run_workflow):
 
 def test_an_experiment_config_stands_alone(run_workflow, tmp_path):
     experiment = tmp_path / "experiment.yaml"
-    experiment.write_text("models: {m: {pretrained: org/some-model}}\n"
-                          "jglue: {data_dir: data/jglue-v1.1, runs: [{suite: jglue4, models: [m]}]}\n"
-                          "reports: {r: {title: minimal}}\n")  # nullable sections (bootstrap) left unset
+    experiment.write_text(
+        "models: {m: {pretrained: org/some-model}}\n"
+        "jglue: {data_dir: data/jglue-v1.1, runs: [{suite: jglue4, models: [m]}]}\n"
+        "reports: {r: {title: minimal}}\n"
+    )  # nullable sections (bootstrap) left unset
     proc = run_workflow(configfiles=[experiment], default_config=False, args=["-n"])
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts.get("jglue") == 1 and "train" not in counts  # the demo's models are not merged in

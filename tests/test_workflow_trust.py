@@ -26,13 +26,20 @@ def dry_run_error(run_workflow, config) -> str:
 
 
 def test_a_real_experiment_without_jglue_data_stops_at_dag_build(run_workflow):
-    out = dry_run_error(run_workflow, {"models": {"m": {"pretrained": "org/model"}},
-                                       "jglue": {"runs": [{"suite": "jglue4", "models": ["m"]}]}})
+    out = dry_run_error(
+        run_workflow,
+        {
+            "models": {"m": {"pretrained": "org/model"}},
+            "jglue": {"runs": [{"suite": "jglue4", "models": ["m"]}]},
+        },
+    )
     assert "jglue.data_dir: not set, and jglue.runs evaluate models" in out
 
 
 def test_a_real_experiment_without_mtbench_questions_stops_at_dag_build(run_workflow):
-    out = dry_run_error(run_workflow, {"models": {"m": {"pretrained": "org/model"}}, "mtbench": {"models": ["m"]}})
+    out = dry_run_error(
+        run_workflow, {"models": {"m": {"pretrained": "org/model"}}, "mtbench": {"models": ["m"]}}
+    )
     assert "mtbench.questions: not set" in out
 
 
@@ -46,10 +53,17 @@ def test_a_missing_model_path_stops_at_dag_build(run_workflow, ref):
 def test_a_missing_model_path_is_an_error_even_where_results_exist(finished_demo, tmp_path):
     """The stale case: a checkout with results, then `pretrained:` pointed at nothing. Before,
     only the report reran and every model card named the missing path as its base model."""
-    proc = snakemake(finished_demo, config={"models": {"tiny_llama": {"pretrained": "/nonexistent/llama"}}},
-                     args=["-n"], check=False)
+    proc = snakemake(
+        finished_demo,
+        config={"models": {"tiny_llama": {"pretrained": "/nonexistent/llama"}}},
+        args=["-n"],
+        check=False,
+    )
     assert proc.returncode != 0
-    assert "models.tiny_llama.pretrained: '/nonexistent/llama' is a local path" in proc.stdout + proc.stderr
+    assert (
+        "models.tiny_llama.pretrained: '/nonexistent/llama' is a local path"
+        in proc.stdout + proc.stderr
+    )
 
 
 def output_roots(stdout: str) -> set[str]:
@@ -66,7 +80,12 @@ def test_experiments_write_to_disjoint_result_folders(tmp_path):
     }
     roots = {}
     for name, files in runs.items():
-        proc = snakemake(tmp_path / "work", configfiles=files, default_config=not files, args=["-n", "--forceall"])
+        proc = snakemake(
+            tmp_path / "work",
+            configfiles=files,
+            default_config=not files,
+            args=["-n", "--forceall"],
+        )
         roots[name] = output_roots(proc.stdout)
     assert roots == {name: {f"results/{name}"} for name in runs}
 
@@ -79,8 +98,19 @@ def test_an_interrupted_run_recovers_with_the_plain_command(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     target = "results/demo/tiny/data/instructions.jsonl"
-    cmd = [sys.executable, "-m", "snakemake", target, "-s", str(REPO_ROOT / "Snakefile"), "--cores", "1"]
-    proc = subprocess.Popen(cmd, cwd=work, env=snakemake_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        target,
+        "-s",
+        str(REPO_ROOT / "Snakefile"),
+        "--cores",
+        "1",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=work, env=snakemake_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     log = work / "logs/demo/tiny/instructions.log"
     deadline = time.monotonic() + 120
     while not log.exists() and time.monotonic() < deadline and proc.poll() is None:
@@ -94,9 +124,16 @@ def test_an_interrupted_run_recovers_with_the_plain_command(tmp_path):
     assert (work / target).exists()
     # a Ctrl-C exits through Snakemake's handler, which releases its locks; SIGKILL does not
     shutil.rmtree(work / ".snakemake" / "locks")
-    without_profile = subprocess.run([*cmd, "--workflow-profile", "none", "-n"], cwd=work, env=snakemake_env(),
-                                     capture_output=True, text=True)
-    assert "IncompleteFilesException" in without_profile.stdout + without_profile.stderr  # the state is real
+    without_profile = subprocess.run(
+        [*cmd, "--workflow-profile", "none", "-n"],
+        cwd=work,
+        env=snakemake_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        "IncompleteFilesException" in without_profile.stdout + without_profile.stderr
+    )  # the state is real
     before = (work / target).stat().st_mtime_ns
     again = subprocess.run(cmd, cwd=work, env=snakemake_env(), capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -105,9 +142,17 @@ def test_an_interrupted_run_recovers_with_the_plain_command(tmp_path):
 
 def test_a_bad_data_row_fails_once_with_one_line_naming_file_and_line(run_workflow, tmp_path):
     data = tmp_path / "bad.jsonl"
-    data.write_text('{"instruction": "a", "output": "b"}\n{"instruction": broken\n', encoding="utf-8")
-    config = {"datasets": {"d": {"sources": [{"name": "s", "path": str(data)}], "validation": {"size": 0}}}}
-    proc = run_workflow("results/test/datasets/d/manifest.json", config=config, default_config=False, check=False)
+    data.write_text(
+        '{"instruction": "a", "output": "b"}\n{"instruction": broken\n', encoding="utf-8"
+    )
+    config = {
+        "datasets": {
+            "d": {"sources": [{"name": "s", "path": str(data)}], "validation": {"size": 0}}
+        }
+    }
+    proc = run_workflow(
+        "results/test/datasets/d/manifest.json", config=config, default_config=False, check=False
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     line = f"jaflow: {data}:2: invalid JSON"

@@ -289,8 +289,12 @@ def _tiny_mtbench(mtbench: dict[str, Any], judge_model: str | None) -> None:
         if judge_model is None:
             raise KeyError("tinyify: MT-Bench needs a tiny judge model")
         # a random tiny judge rates (almost) nothing: the tiny run checks wiring, not ratings
-        mtbench["judge"] = {"backend": "hf", "model": judge_model, "max_new_tokens": 8,
-                            "max_failures": 1_000_000}
+        mtbench["judge"] = {
+            "backend": "hf",
+            "model": judge_model,
+            "max_new_tokens": 8,
+            "max_failures": 1_000_000,
+        }
 
 
 def tinyify(

@@ -144,8 +144,10 @@ class ModelGraph:
         for node in self.nodes.values():
             for dep in node.deps:
                 if dep not in self.nodes:
-                    field_name = "from" if isinstance(node, TrainedModel) else (
-                        "base" if dep == getattr(node, "base", None) else "experts"
+                    field_name = (
+                        "from"
+                        if isinstance(node, TrainedModel)
+                        else ("base" if dep == getattr(node, "base", None) else "experts")
                     )
                     known = ", ".join(sorted(self.nodes)) or "none"
                     raise ConfigError(
@@ -171,7 +173,7 @@ class ModelGraph:
             if state.get(name) == "done":
                 return
             if state.get(name) == "active":
-                cycle = path[path.index(name):] + [name]
+                cycle = path[path.index(name) :] + [name]
                 raise ConfigError("models: cycle in the model graph: " + " -> ".join(cycle))
             state[name] = "active"
             for dep in self.nodes[name].deps:

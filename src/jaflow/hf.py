@@ -22,8 +22,12 @@ from jaflow.errors import ConfigError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # tokenizer_class -> slow style; the files a slow sentencepiece tokenizer reads its model from
-SLOW_STYLES = {"T5Tokenizer": "t5", "T5TokenizerFast": "t5", "LlamaTokenizer": "llama",
-               "LlamaTokenizerFast": "llama"}
+SLOW_STYLES = {
+    "T5Tokenizer": "t5",
+    "T5TokenizerFast": "t5",
+    "LlamaTokenizer": "llama",
+    "LlamaTokenizerFast": "llama",
+}
 SPM_FILES = ("spiece.model", "tokenizer.model", "sentencepiece.model")
 SPIECE_UNDERLINE = "▁"
 
@@ -41,14 +45,23 @@ def _slow_class():
         vocab_files_names = {"vocab_file": "spiece.model"}
         model_input_names = ["input_ids", "attention_mask"]
 
-        def __init__(self, vocab_file: str, style: str, add_bos_token: bool = True, add_eos_token: bool = False,
-                     **kwargs: Any):
+        def __init__(
+            self,
+            vocab_file: str,
+            style: str,
+            add_bos_token: bool = True,
+            add_eos_token: bool = False,
+            **kwargs: Any,
+        ):
             self.style = style
             if style == "t5":
                 kwargs["special_tokens_pattern"] = "eos"
             else:
-                kwargs["special_tokens_pattern"] = ("bos_eos" if add_eos_token else "bos") if add_bos_token else (
-                    "eos" if add_eos_token else "none")
+                kwargs["special_tokens_pattern"] = (
+                    ("bos_eos" if add_eos_token else "bos")
+                    if add_bos_token
+                    else ("eos" if add_eos_token else "none")
+                )
             self.add_bos_token, self.add_eos_token = add_bos_token, add_eos_token
             super().__init__(vocab_file=vocab_file, legacy=True, **kwargs)
 
@@ -59,10 +72,21 @@ def _slow_class():
 
             def with_eos(ids):  # transformers 4's T5: no second </s> after one already there
                 return list(ids) if ids and ids[-1] == self.eos_token_id else list(ids) + eos
-            return with_eos(token_ids_0) if token_ids_1 is None else with_eos(token_ids_0) + with_eos(token_ids_1)
 
-        def _decode(self, token_ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces=None,
-                    spaces_between_special_tokens: bool = True, **kwargs) -> str:
+            return (
+                with_eos(token_ids_0)
+                if token_ids_1 is None
+                else with_eos(token_ids_0) + with_eos(token_ids_1)
+            )
+
+        def _decode(
+            self,
+            token_ids,
+            skip_special_tokens: bool = False,
+            clean_up_tokenization_spaces=None,
+            spaces_between_special_tokens: bool = True,
+            **kwargs,
+        ) -> str:
             # transformers 4's PreTrainedTokenizer._decode: added tokens that are not special (e.g.
             # <pad> once pad_token is set to </s>) are spliced in whole, joined by spaces
             ids = [token_ids] if isinstance(token_ids, int) else list(token_ids)
@@ -83,8 +107,11 @@ def _slow_class():
             if current:
                 sub_texts.append(self.convert_tokens_to_string(current))
             text = (" " if spaces_between_special_tokens else "").join(sub_texts)
-            cleanup = self.clean_up_tokenization_spaces if clean_up_tokenization_spaces is None else (
-                clean_up_tokenization_spaces)
+            cleanup = (
+                self.clean_up_tokenization_spaces
+                if clean_up_tokenization_spaces is None
+                else (clean_up_tokenization_spaces)
+            )
             return self.clean_up_tokenization(text) if cleanup else text
 
         def convert_tokens_to_string(self, tokens: list[str]) -> str:
@@ -129,28 +156,51 @@ def load_slow_sentencepiece(ref: str, trust_remote_code: bool = False):
     cls = cfg.get("tokenizer_class")
     style = SLOW_STYLES.get(cls or "")
     if style is None:
-        raise ConfigError(f"use_fast: false: {ref}: tokenizer class {cls!r} has no slow sentencepiece tokenizer "
-                          f"jaflow can load on transformers 5 (supported: {sorted(SLOW_STYLES)}); set use_fast: true "
-                          "if the fast tokenizer is what you mean")
+        raise ConfigError(
+            f"use_fast: false: {ref}: tokenizer class {cls!r} has no slow sentencepiece tokenizer "
+            f"jaflow can load on transformers 5 (supported: {sorted(SLOW_STYLES)}); set use_fast: true "
+            "if the fast tokenizer is what you mean"
+        )
     if cfg.get("legacy") is False:
-        raise ConfigError(f"use_fast: false: {ref}: legacy=False {cls} tokenizers are not supported")
+        raise ConfigError(
+            f"use_fast: false: {ref}: legacy=False {cls} tokenizers are not supported"
+        )
     vocab = next((p for p in (_file(ref, n, trust_remote_code) for n in SPM_FILES) if p), None)
     if vocab is None:
-        raise ConfigError(f"use_fast: false: {ref}: no sentencepiece model ({' / '.join(SPM_FILES)})")
+        raise ConfigError(
+            f"use_fast: false: {ref}: no sentencepiece model ({' / '.join(SPM_FILES)})"
+        )
     specials: dict[str, Any] = {}
     map_path = _file(ref, "special_tokens_map.json", trust_remote_code)
     sources = [cfg] + ([json.loads(Path(map_path).read_text(encoding="utf-8"))] if map_path else [])
     for src in sources:
-        for key in ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token"):
+        for key in (
+            "bos_token",
+            "eos_token",
+            "unk_token",
+            "pad_token",
+            "sep_token",
+            "cls_token",
+            "mask_token",
+        ):
             if src.get(key) is not None:
                 specials[key] = _token_text(src[key])
         if src.get("additional_special_tokens"):
-            specials["additional_special_tokens"] = [_token_text(t) for t in src["additional_special_tokens"]]
+            specials["additional_special_tokens"] = [
+                _token_text(t) for t in src["additional_special_tokens"]
+            ]
     if style == "llama":
-        specials.update(add_bos_token=cfg.get("add_bos_token", True), add_eos_token=cfg.get("add_eos_token", False))
-    tok = _slow_class()(vocab_file=vocab, style=style,
-                        clean_up_tokenization_spaces=cfg.get("clean_up_tokenization_spaces", True),
-                        model_max_length=cfg.get("model_max_length", int(1e30)), **specials)
+        specials.update(
+            add_bos_token=cfg.get("add_bos_token", True),
+            add_eos_token=cfg.get("add_eos_token", False),
+        )
+    tok = _slow_class()(
+        vocab_file=vocab,
+        style=style,
+        clean_up_tokenization_spaces=cfg.get("clean_up_tokenization_spaces", True),
+        model_max_length=cfg.get("model_max_length", int(1e30)),
+        **specials,
+    )
     tok.name_or_path = ref
     return tok
 
@@ -163,7 +213,11 @@ def load_tokenizer(hf_args: dict[str, Any]):
     if hf_args["use_fast"] is False:
         tok = load_slow_sentencepiece(ref, hf_args["trust_remote_code"])
     else:
-        tok = AutoTokenizer.from_pretrained(ref, trust_remote_code=hf_args["trust_remote_code"])
+        # the pinned revision is the weights' one: it applies when the tokenizer comes with them
+        revision = hf_args.get("revision") if ref == hf_args["pretrained"] else None
+        tok = AutoTokenizer.from_pretrained(
+            ref, trust_remote_code=hf_args["trust_remote_code"], revision=revision
+        )
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token  # labels and attention masks cover padding
     return tok

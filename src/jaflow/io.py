@@ -123,5 +123,8 @@ def read_checksums(model_dir: str | os.PathLike) -> dict[str, str]:
 def verify_checksums(model_dir: str | os.PathLike) -> list[str]:
     """Files of `checksums.sha256` that are missing or changed (empty when all match)."""
     root = Path(model_dir)
-    return [rel for rel, digest in read_checksums(root).items()
-            if not (root / rel).is_file() or sha256_file(root / rel) != digest]
+    return [
+        rel
+        for rel, digest in read_checksums(root).items()
+        if not (root / rel).is_file() or sha256_file(root / rel) != digest
+    ]

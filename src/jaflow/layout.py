@@ -76,7 +76,7 @@ class Layout:
 
     def resolve_tiny(self, ref: str, key: str) -> str:
         """`tiny:<thing>` -> its path in this experiment's tiny world; `key` names the setting."""
-        what = ref[len(TINY_PREFIX):]
+        what = ref[len(TINY_PREFIX) :]
         if what in TINY_ARCHS:
             return self.tiny_model(what)
         if what in TINY_FILES:

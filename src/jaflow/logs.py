@@ -66,7 +66,9 @@ def log_to(path: str | None) -> Iterator[logging.Logger]:
         root.setLevel(logging.INFO)
         old_out, old_err = sys.stdout, sys.stderr
         parts = Path(path).with_suffix("").parts  # logs/train/m.log -> train/m
-        job = "/".join(parts[len(parts) - parts[::-1].index("logs"):] if "logs" in parts[:-1] else parts[-1:])
+        job = "/".join(
+            parts[len(parts) - parts[::-1].index("logs") :] if "logs" in parts[:-1] else parts[-1:]
+        )
         console = _Console(old_err, job)
         root.addHandler(console)
         sys.stdout = sys.stderr = f

@@ -12,15 +12,29 @@ from jaflow.evaluate.jglue.suites import jglue_suite_tasks
 from jaflow.graph import MergedModel, ModelGraph, TrainedModel, is_local_path
 from jaflow.layout import Layout
 
-MTBENCH_ANSWER_KEYS = ("max_new_tokens", "num_choices", "batch_size", "top_p", "repetition_penalty", "temperature")
+MTBENCH_ANSWER_KEYS = (
+    "max_new_tokens",
+    "num_choices",
+    "batch_size",
+    "top_p",
+    "repetition_penalty",
+    "temperature",
+)
 # mtbench.answer keys that change what a backend answers
 MTBENCH_ANSWER_KEYS_BY_BACKEND = {
     "hf": ("backend",),
     "vllm": ("backend", "gpu_memory_utilization"),
     "openai": ("backend", "base_url", "endpoint", "served_models", "send_repetition_penalty"),
 }
-MTBENCH_JUDGE_SETTINGS = ("judge", "turns", "ref_categories", "batch_size", "strip_reasoning",
-                          "judge_prompts", "reference_answers")
+MTBENCH_JUDGE_SETTINGS = (
+    "judge",
+    "turns",
+    "ref_categories",
+    "batch_size",
+    "strip_reasoning",
+    "judge_prompts",
+    "reference_answers",
+)
 
 
 def is_local_file(source: str | None) -> bool:
@@ -34,12 +48,18 @@ def judge_id(judge: dict[str, Any]) -> str:
 
 def check_model_references(config: dict[str, Any], graph: ModelGraph) -> None:
     """Evaluations and reports may only name models of the graph."""
-    named = [(f"jglue.runs.{i}.models", m) for i, r in enumerate(config["jglue"]["runs"]) for m in r["models"]]
+    named = [
+        (f"jglue.runs.{i}.models", m)
+        for i, r in enumerate(config["jglue"]["runs"])
+        for m in r["models"]
+    ]
     named += [("mtbench.models", m) for m in config["mtbench"]["models"]]
     pairwise = config["mtbench"]["pairwise"]
     if pairwise and not pairwise["answers"]:
         named.append(("mtbench.pairwise.baseline", pairwise["baseline"]))
-    named += [(f"reports.{r}.models", m) for r, spec in config["reports"].items() for m in spec["models"]]
+    named += [
+        (f"reports.{r}.models", m) for r, spec in config["reports"].items() for m in spec["models"]
+    ]
     for key, model in named:
         if model not in graph.nodes:
             known = ", ".join(sorted(graph.nodes)) or "none"
@@ -73,8 +93,11 @@ class Targets:
         judge = judge_id(mt["judge"])
         out = [self.layout.mtbench_scores(mt["bench"], judge, m) for m in mt["models"]]
         if mt["pairwise"]:
-            out += [self.layout.mtbench_pairwise(mt["bench"], judge, m, "csv")
-                    for m in mt["models"] if m != mt["pairwise"]["baseline"]]
+            out += [
+                self.layout.mtbench_pairwise(mt["bench"], judge, m, "csv")
+                for m in mt["models"]
+                if m != mt["pairwise"]["baseline"]
+            ]
         return out
 
     def reports(self) -> list[str]:
@@ -93,11 +116,18 @@ class Targets:
         """The tidy outputs of earlier stages that a report reads."""
         models = set(self.report_models(report))
         L = self.layout
-        jglue = [L.jglue(r["suite"], m, "scores.csv") for r in self.config["jglue"]["runs"]
-                 for m in r["models"] if m in models]
+        jglue = [
+            L.jglue(r["suite"], m, "scores.csv")
+            for r in self.config["jglue"]["runs"]
+            for m in r["models"]
+            if m in models
+        ]
         mt = self.config["mtbench"]
-        mtbench = [L.mtbench_scores(mt["bench"], judge_id(mt["judge"]), m)
-                   for m in mt["models"] if m in models]
+        mtbench = [
+            L.mtbench_scores(mt["bench"], judge_id(mt["judge"]), m)
+            for m in mt["models"]
+            if m in models
+        ]
         trained = [m for m in self.graph.names(TrainedModel) if m in models]
         built = [m for m in self.built() if m in models]
         datasets = dict.fromkeys(self.graph[m].dataset for m in trained)
@@ -118,12 +148,18 @@ class Targets:
         lines += [f"  JGLUE scores: {p}" for p in self.jglue()]
         lines += [f"  MT-Bench scores: {p}" for p in self.mtbench()]
         for r in self.config["reports"]:
-            lines.append(f"  report {r}: {L.report(r, '')} (index.md; tables/ md, csv, tex; plots/ png; "
-                         "cards/<model>/README.md; html/ one page per item)")
+            lines.append(
+                f"  report {r}: {L.report(r, '')} (index.md; tables/ md, csv, tex; plots/ png; "
+                "cards/<model>/README.md; html/ one page per item)"
+            )
         if self.config["reports"]:
-            lines.append("  HTML report of this run: snakemake --report report.html (with this run's --configfile), "
-                         "then open report.html in a browser")
-        lines.append(f"  job logs: {L.logs}/{L.experiment}/ (one file per job; .snakemake/log/ has Snakemake's own)")
+            lines.append(
+                "  HTML report of this run: snakemake --report report.html (with this run's --configfile), "
+                "then open report.html in a browser"
+            )
+        lines.append(
+            f"  job logs: {L.logs}/{L.experiment}/ (one file per job; .snakemake/log/ has Snakemake's own)"
+        )
         return "\n".join(lines)
 
     def all(self) -> list[str]:
@@ -134,13 +170,21 @@ class Targets:
     def train_inputs(self, name: str) -> dict[str, Any]:
         node = self.graph[name]
         files = self.layout.dataset_files(node.dataset)
-        return {"model": self.graph.model_inputs(node.parent),
-                "train": files["train"], "validation": files["validation"]}
+        return {
+            "model": self.graph.model_inputs(node.parent),
+            "train": files["train"],
+            "validation": files["validation"],
+        }
 
     def train_node(self, name: str) -> dict[str, Any]:
         node = self.graph[name]
-        return {"name": node.name, "method": node.method, "dataset": node.dataset,
-                "train": node.train, "select": node.select}
+        return {
+            "name": node.name,
+            "method": node.method,
+            "dataset": node.dataset,
+            "train": node.train,
+            "select": node.select,
+        }
 
     def train_resources(self, name: str) -> dict[str, int]:
         """GPUs in all and nodes of a training run (train.distributed)."""
@@ -150,9 +194,11 @@ class Targets:
 
     def select_inputs(self, name: str) -> dict[str, Any]:
         node = self.graph[name]
-        return {"log_history": self.layout.train(name, "log_history.csv"),
-                "state": self.layout.train(name, "trainer_state.json"),
-                "model": self.graph.model_inputs(node.parent)}
+        return {
+            "log_history": self.layout.train(name, "log_history.csv"),
+            "state": self.layout.train(name, "trainer_state.json"),
+            "model": self.graph.model_inputs(node.parent),
+        }
 
     def merge_inputs(self, name: str) -> list[str]:
         return sorted({p for m in self.graph[name].deps for p in self.graph.model_inputs(m)})
@@ -177,8 +223,11 @@ class Targets:
         runs of one suite may differ per model (seed 002: 0.5 for the bilingual chat models,
         0.4 for the 3.6B one)."""
         jglue = self.config["jglue"]
-        templates = [r["template"] for r in jglue["runs"]
-                     if r["suite"] == suite and model in r["models"] and r["template"]]
+        templates = [
+            r["template"]
+            for r in jglue["runs"]
+            if r["suite"] == suite and model in r["models"] and r["template"]
+        ]
         return jglue_suite_tasks(jglue, suite, templates[0] if templates else None)
 
     # -- JGLUE --------------------------------------------------------------------------------
@@ -197,7 +246,9 @@ class Targets:
 
     def jglue_settings(self) -> dict[str, Any]:
         """Only what the job reads: a change to jglue.runs must not rerun every evaluation."""
-        return {k: self.config["jglue"][k] for k in ("limit", "batch_size", "max_length", "cache_dir")}
+        return {
+            k: self.config["jglue"][k] for k in ("limit", "batch_size", "max_length", "cache_dir")
+        }
 
     # -- MT-Bench -------------------------------------------------------------------------------
 
@@ -208,7 +259,9 @@ class Targets:
         answer = mt["answer"]
         shown = {k: answer[k] for k in MTBENCH_ANSWER_KEYS_BY_BACKEND[answer["backend"]]}
         if "served_models" in shown:  # this model's served name only
-            shown["served_models"] = {m: n for m, n in answer["served_models"].items() if m == model}
+            shown["served_models"] = {
+                m: n for m, n in answer["served_models"].items() if m == model
+            }
         return {**{k: mt[k] for k in MTBENCH_ANSWER_KEYS}, "answer": shown}
 
     def mtbench_judge_settings(self) -> dict[str, Any]:
@@ -242,7 +295,11 @@ class Targets:
     def judge_model(self) -> str | None:
         """The graph model that judges MT-Bench (an hf judge trained or merged here), if any."""
         judge = self.config["mtbench"]["judge"]
-        return judge["model"] if judge["backend"] == "hf" and judge["model"] in self.graph.nodes else None
+        return (
+            judge["model"]
+            if judge["backend"] == "hf" and judge["model"] in self.graph.nodes
+            else None
+        )
 
     def judge_inputs(self) -> list[str]:
         name = self.judge_model()
@@ -276,4 +333,3 @@ def summary_when_nothing_to_do(targets: Targets) -> None:
     for old in [h for h in logger.handlers if getattr(h, "jaflow_summary", False)]:
         logger.removeHandler(old)
     logger.addHandler(SummaryHandler())
-

@@ -30,8 +30,13 @@ WINDOW = 8
 class HashLMConfig(PretrainedConfig):
     model_type = MODEL_TYPE
 
-    def __init__(self, vocab_size: int = 1000, boost_ids: list[int] | None = None,
-                 max_position_embeddings: int = 2048, **kwargs):
+    def __init__(
+        self,
+        vocab_size: int = 1000,
+        boost_ids: list[int] | None = None,
+        max_position_embeddings: int = 2048,
+        **kwargs,
+    ):
         self.vocab_size = vocab_size
         self.boost_ids = list(boost_ids or [])
         self.max_position_embeddings = max_position_embeddings
@@ -39,7 +44,9 @@ class HashLMConfig(PretrainedConfig):
         super().__init__(**kwargs)
 
 
-def hash_logits(input_ids: torch.Tensor, mask: torch.Tensor, vocab_size: int, boost_ids: list[int]) -> torch.Tensor:
+def hash_logits(
+    input_ids: torch.Tensor, mask: torch.Tensor, vocab_size: int, boost_ids: list[int]
+) -> torch.Tensor:
     ids = (input_ids.long() + 1) * mask.long()
     total = torch.cumsum(ids * (ids + 7) % 65_521, dim=1)  # whole prefix, order-free
     local = torch.zeros_like(ids)
@@ -53,7 +60,9 @@ def hash_logits(input_ids: torch.Tensor, mask: torch.Tensor, vocab_size: int, bo
     logits = (x % 10_007).double() / 10_007 * 8.0
     for j, tok in enumerate(boost_ids):
         hit = (h % 9) == j + 1
-        logits[..., tok] = torch.where(hit, torch.full_like(logits[..., tok], 9.0 + j), logits[..., tok])
+        logits[..., tok] = torch.where(
+            hit, torch.full_like(logits[..., tok], 9.0 + j), logits[..., tok]
+        )
     return logits.float()
 
 
@@ -72,7 +81,9 @@ class HashLM(PreTrainedModel, GenerationMixin):
 
     def forward(self, input_ids=None, attention_mask=None, **kwargs):
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
-        logits = hash_logits(input_ids.cpu(), mask.cpu(), self.config.vocab_size, self.config.boost_ids)
+        logits = hash_logits(
+            input_ids.cpu(), mask.cpu(), self.config.vocab_size, self.config.boost_ids
+        )
         return CausalLMOutput(logits=logits.to(self.anchor.device) + 0 * self.anchor.sum())
 
     def prepare_inputs_for_generation(self, input_ids, attention_mask=None, **kwargs):
@@ -97,8 +108,12 @@ def config_for(tokenizer) -> dict:
         ids = tokenizer.encode(s, add_special_tokens=False)
         if ids and ids[-1] not in boost:
             boost.append(ids[-1])
-    return {"vocab_size": len(tokenizer), "boost_ids": boost, "eos_token_id": tokenizer.eos_token_id,
-            "bos_token_id": tokenizer.bos_token_id}
+    return {
+        "vocab_size": len(tokenizer),
+        "boost_ids": boost,
+        "eos_token_id": tokenizer.eos_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+    }
 
 
 def save(path, config: dict) -> None:

@@ -22,12 +22,17 @@ REAL = {
     "jnli": {"validation": ("valid", 0, 6), "train": ("valid", 300, 14)},
     "jsquad": {"validation": ("valid", 0, 5), "train": ("valid", 400, 10)},
 }
-FILES = {"jcommonsenseqa": "jcommonsenseqa-v1.1/{}-v1.1.json", "jnli": "jnli-v1.1/{}-v1.1.json",
-         "jsquad": "jsquad-v1.1/{}-v1.1.json"}
+FILES = {
+    "jcommonsenseqa": "jcommonsenseqa-v1.1/{}-v1.1.json",
+    "jnli": "jnli-v1.1/{}-v1.1.json",
+    "jsquad": "jsquad-v1.1/{}-v1.1.json",
+}
 
 
 def _json_lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def _jsquad_qas(path: Path) -> list[dict]:
@@ -55,7 +60,7 @@ def load(data_dir: str | Path | None) -> dict[str, dict[str, list[dict]]]:
         for split, (src, start, n) in splits.items():
             path = Path(data_dir) / FILES[family].format(src)
             rows = _jsquad_qas(path) if family == "jsquad" else _json_lines(path)
-            real = rows[start:start + n]
+            real = rows[start : start + n]
             docs.setdefault(family, {}).setdefault(split, [])
             docs[family][split] = real + docs[family][split]
     return docs
@@ -63,10 +68,12 @@ def load(data_dir: str | Path | None) -> dict[str, dict[str, list[dict]]]:
 
 JAQKET_TOP_K = 5
 # jaflow's upstream layout (jaflow.evaluate.jglue.data.SOURCE_FILES) for the non-JGLUE families
-OTHER_FILES = {"jaqket_v2": {"train": "jaqket_v2/train.jsonl", "validation": "jaqket_v2/valid.jsonl"},
-               "xlsum_ja": {"train": "xlsum_ja/train.jsonl", "test": "xlsum_ja/test.jsonl"},
-               "xwinograd_ja": {"test": "xwinograd_ja/test.jsonl"},
-               "mgsm": {"train": "mgsm/train.jsonl", "test": "mgsm/test.jsonl"}}
+OTHER_FILES = {
+    "jaqket_v2": {"train": "jaqket_v2/train.jsonl", "validation": "jaqket_v2/valid.jsonl"},
+    "xlsum_ja": {"train": "xlsum_ja/train.jsonl", "test": "xlsum_ja/test.jsonl"},
+    "xwinograd_ja": {"test": "xwinograd_ja/test.jsonl"},
+    "mgsm": {"train": "mgsm/train.jsonl", "test": "mgsm/test.jsonl"},
+}
 
 
 def kumapo_v2(rows: list[dict]) -> list[dict]:
@@ -88,23 +95,52 @@ def write_upstream(docs: dict[str, dict[str, list[dict]]], out: str | Path) -> P
             if family in OTHER_FILES:
                 path = out / OTHER_FILES[family][split]
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+                path.write_text(
+                    "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                    encoding="utf-8",
+                )
                 continue
             name = {"train": "train", "validation": "valid"}[split]
             path = out / f"{family}-v1.1" / f"{name}-v1.1.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             if family == "jsquad":
-                data = [{"title": r["title"], "paragraphs": [{"context": r["context"], "qas": [
-                    {k: v for k, v in r.items() if k not in ("title", "context")}]}]} for r in rows]
-                path.write_text(json.dumps({"version": "v1.1", "data": data}, ensure_ascii=False), encoding="utf-8")
+                data = [
+                    {
+                        "title": r["title"],
+                        "paragraphs": [
+                            {
+                                "context": r["context"],
+                                "qas": [
+                                    {k: v for k, v in r.items() if k not in ("title", "context")}
+                                ],
+                            }
+                        ],
+                    }
+                    for r in rows
+                ]
+                path.write_text(
+                    json.dumps({"version": "v1.1", "data": data}, ensure_ascii=False),
+                    encoding="utf-8",
+                )
             else:
-                path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+                path.write_text(
+                    "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                    encoding="utf-8",
+                )
     return out
 
 
 def doc_id(family: str, row: dict) -> str:
-    key = {"jcommonsenseqa": "q_id", "jnli": "sentence_pair_id", "jsquad": "id", "marc_ja": "review_id",
-           "jaqket_v2": "qid", "xlsum_ja": "id", "xwinograd_ja": "id", "mgsm": "id"}[family]
+    key = {
+        "jcommonsenseqa": "q_id",
+        "jnli": "sentence_pair_id",
+        "jsquad": "id",
+        "marc_ja": "review_id",
+        "jaqket_v2": "qid",
+        "xlsum_ja": "id",
+        "xwinograd_ja": "id",
+        "mgsm": "id",
+    }[family]
     return str(row[key])
 
 
@@ -114,5 +150,15 @@ def predictions_for(answer: str) -> list[str]:
     import unicodedata
 
     wide = {ord(c): ord(c) + 0xFEE0 for c in "0123456789abcdefghijklmnopqrstuvwxyz"}
-    return [answer, f" {answer} ", f"{answer}</s>余分", f"😀{answer}", unicodedata.normalize("NFKC", answer),
-            answer.translate(wide), answer[: max(1, len(answer) // 2)], "", "全く別の答え", f"{answer}、{answer}"]
+    return [
+        answer,
+        f" {answer} ",
+        f"{answer}</s>余分",
+        f"😀{answer}",
+        unicodedata.normalize("NFKC", answer),
+        answer.translate(wide),
+        answer[: max(1, len(answer) // 2)],
+        "",
+        "全く別の答え",
+        f"{answer}、{answer}",
+    ]

@@ -175,4 +175,3 @@ def report_params(wildcards):
         canonical(settings),
         f"report '{name}' of experiment '{EXPERIMENT.name}' (config reports.{name}, model facts, sweep points)",
     )
-

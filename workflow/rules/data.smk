@@ -9,12 +9,12 @@ rule sample_dataset:
         train=L.dataset("{dataset}", "train.jsonl"),
         validation=L.dataset("{dataset}", "validation.jsonl"),
         manifest=L.dataset("{dataset}", "manifest.json"),
-    params:
-        spec=dataset_spec,
-        seed=config["seed"],
     log:
         L.log("datasets", "{dataset}"),
     conda:
         "../../envs/data.yaml"
+    params:
+        spec=dataset_spec,
+        seed=config["seed"],
     script:
         "../scripts/sample_dataset.py"

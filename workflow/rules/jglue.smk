@@ -8,15 +8,15 @@ rule jglue_data:
         marc_ja=marc_ja_rebuilt,
     output:
         directory(L.jglue_data()),
+    log:
+        L.log("jglue", "data"),
+    # downloads by URL can fail transiently
+    retries: 2 if config["jglue"]["urls"] else 0
+    conda:
+        "../../envs/jglue.yaml"
     params:
         data_dir=config["jglue"]["data_dir"],
         urls=canonical(config["jglue"]["urls"]),
-    # downloads by URL can fail transiently
-    retries: 2 if config["jglue"]["urls"] else 0
-    log:
-        L.log("jglue", "data"),
-    conda:
-        "../../envs/jglue.yaml"
     script:
         "../scripts/jglue_data.py"
 
@@ -30,6 +30,10 @@ rule jglue:
     output:
         scores=L.jglue("{suite}", "{model}", "scores.csv"),
         results=L.jglue("{suite}", "{model}", "results.json"),
+    log:
+        L.log("jglue", "{suite}/{model}"),
+    conda:
+        "../../envs/jglue.yaml"
     params:
         model=hf_args,
         suite=jglue_suite,
@@ -37,9 +41,5 @@ rule jglue:
         harness=config["jglue"]["harness"],
         loglikelihood_batch_size=config["jglue"]["loglikelihood_batch_size"],
         seed=config["seed"],
-    log:
-        L.log("jglue", "{suite}/{model}"),
-    conda:
-        "../../envs/jglue.yaml"
     script:
         "../scripts/jglue.py"

@@ -6,12 +6,12 @@ rule merge_moe:
         merge_inputs,
     output:
         directory(L.model("{merged}")),
-    params:
-        spec=merge_spec,
-        seed=config["seed"],
     log:
         L.log("merge", "{merged}"),
     conda:
         "../../envs/merge.yaml"
+    params:
+        spec=merge_spec,
+        seed=config["seed"],
     script:
         "../scripts/merge_moe.py"

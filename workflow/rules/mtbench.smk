@@ -9,16 +9,16 @@ rule mtbench_answer:
         questions=mtbench_questions,
     output:
         L.mtbench_answers("{bench}", "{model}"),
+    log:
+        L.log("mtbench", "{bench}/answer_{model}"),
+    conda:
+        "../../envs/mtbench.yaml"
     params:
         model=hf_args,
         chat_format=chat_format,
         questions=config["mtbench"]["questions"],
         mtbench=mtbench_answer_settings,
         seed=config["seed"],
-    log:
-        L.log("mtbench", "{bench}/answer_{model}"),
-    conda:
-        "../../envs/mtbench.yaml"
     script:
         "../scripts/mtbench_answer.py"
 
@@ -34,18 +34,16 @@ rule mtbench_judge:
     output:
         judgments=L.mtbench_judgments("{bench}", "{judge}", "{model}"),
         scores=L.mtbench_scores("{bench}", "{judge}", "{model}"),
-        usage=L.mtbench(
-            "{bench}", "scores", "{judge}", "{model}.usage.json"
-        ),
+        usage=L.mtbench("{bench}", "scores", "{judge}", "{model}.usage.json"),
+    log:
+        L.log("mtbench", "{bench}/judge_{judge}_{model}"),
+    conda:
+        "../../envs/mtbench.yaml"
     params:
         mtbench=mtbench_judge_settings,
         questions=config["mtbench"]["questions"],
         judge_hf=mtbench_judge_hf_args,
         cache=L.judge_cache("{judge}"),
-    log:
-        L.log("mtbench", "{bench}/judge_{judge}_{model}"),
-    conda:
-        "../../envs/mtbench.yaml"
     script:
         "../scripts/mtbench_judge.py"
 
@@ -60,15 +58,16 @@ rule mtbench_pairwise:
     output:
         judgments=L.mtbench_pairwise("{bench}", "{judge}", "{model}", "jsonl"),
         scores=L.mtbench_pairwise("{bench}", "{judge}", "{model}", "csv"),
-    params:
-        mtbench=mtbench_judge_settings,
-        questions=config["mtbench"]["questions"],
-        baseline=config["mtbench"]["pairwise"] and config["mtbench"]["pairwise"]["baseline"],
-        judge_hf=mtbench_judge_hf_args,
-        cache=L.judge_cache("{judge}"),
     log:
         L.log("mtbench", "{bench}/pairwise_{judge}_{model}"),
     conda:
         "../../envs/mtbench.yaml"
+    params:
+        mtbench=mtbench_judge_settings,
+        questions=config["mtbench"]["questions"],
+        baseline=config["mtbench"]["pairwise"]
+        and config["mtbench"]["pairwise"]["baseline"],
+        judge_hf=mtbench_judge_hf_args,
+        cache=L.judge_cache("{judge}"),
     script:
         "../scripts/mtbench_pairwise.py"

@@ -5,13 +5,13 @@
 rule tiny_instructions:
     output:
         L.tiny("instructions"),
-    params:
-        rows=config["tiny"]["instruction_rows"],
-        seed=config["seed"],
     log:
         L.log("tiny", "instructions"),
     conda:
         "../../envs/tiny.yaml"
+    params:
+        rows=config["tiny"]["instruction_rows"],
+        seed=config["seed"],
     script:
         "../scripts/tiny_instructions.py"
 
@@ -20,14 +20,14 @@ rule tiny_jglue:
     output:
         jglue=directory(L.tiny("jglue")),
         marc_train=L.tiny("marc_train"),
-    params:
-        rows=config["tiny"]["jglue_rows"],
-        marc_rows=config["tiny"]["marc_rows"],
-        seed=config["seed"],
     log:
         L.log("tiny", "jglue"),
     conda:
         "../../envs/tiny.yaml"
+    params:
+        rows=config["tiny"]["jglue_rows"],
+        marc_rows=config["tiny"]["marc_rows"],
+        seed=config["seed"],
     script:
         "../scripts/tiny_jglue.py"
 
@@ -35,12 +35,12 @@ rule tiny_jglue:
 rule tiny_mtbench:
     output:
         questions=L.tiny("mtbench_questions"),
-    params:
-        seed=config["seed"],
     log:
         L.log("tiny", "mtbench"),
     conda:
         "../../envs/tiny.yaml"
+    params:
+        seed=config["seed"],
     script:
         "../scripts/tiny_mtbench.py"
 
@@ -50,13 +50,13 @@ rule tiny_judge_data:
         questions=rules.tiny_mtbench.output.questions,
     output:
         L.tiny("judge_train"),
-    params:
-        rows=config["tiny"]["judge_rows"],
-        seed=config["seed"],
     log:
         L.log("tiny", "judge_data"),
     conda:
         "../../envs/tiny.yaml"
+    params:
+        rows=config["tiny"]["judge_rows"],
+        seed=config["seed"],
     script:
         "../scripts/tiny_judge_data.py"
 
@@ -70,12 +70,12 @@ rule tiny_tokenizer:
         judge=rules.tiny_judge_data.output[0],
     output:
         directory(L.tiny("tokenizer")),
-    params:
-        vocab_size=config["tiny"]["vocab_size"],
     log:
         L.log("tiny", "tokenizer"),
     conda:
         "../../envs/tiny.yaml"
+    params:
+        vocab_size=config["tiny"]["vocab_size"],
     script:
         "../scripts/tiny_tokenizer.py"
 
@@ -85,14 +85,14 @@ rule tiny_model:
         tokenizer=rules.tiny_tokenizer.output[0],
     output:
         directory(L.tiny_model("{arch}")),
+    log:
+        L.log("tiny", "model_{arch}"),
     wildcard_constraints:
         arch="llama|gpt_neox|mistral",
+    conda:
+        "../../envs/tiny.yaml"
     params:
         tiny=canonical(config["tiny"]),
         seed=config["seed"],
-    log:
-        L.log("tiny", "model_{arch}"),
-    conda:
-        "../../envs/tiny.yaml"
     script:
         "../scripts/tiny_model.py"

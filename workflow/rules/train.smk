@@ -12,19 +12,19 @@ rule train:
     output:
         log_history=L.train("{trained}", "log_history.csv"),
         state=L.train("{trained}", "trainer_state.json"),
+    log:
+        L.log("train", "{trained}"),
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        # train.distributed: GPUs in all, and nodes
+        gpu=train_gpus,
+        nodes=train_nodes,
     params:
         model=parent_hf_args,
         node=train_node,
         checkpoints=L.train("{trained}", "checkpoints"),
         seed=config["seed"],
-    resources:
-        # train.distributed: GPUs in all, and nodes
-        gpu=train_gpus,
-        nodes=train_nodes,
-    log:
-        L.log("train", "{trained}"),
-    conda:
-        "../../envs/train.yaml"
     script:
         "../scripts/train.py"
 
@@ -34,14 +34,14 @@ rule select_checkpoint:
         unpack(select_inputs),
     output:
         directory(L.model("{trained}")),
+    log:
+        L.log("select", "{trained}"),
+    conda:
+        "../../envs/train.yaml"
     params:
         model=parent_hf_args,
         node=train_node,
         checkpoints=L.train("{trained}", "checkpoints"),
         merge_adapter=merge_adapter,
-    log:
-        L.log("select", "{trained}"),
-    conda:
-        "../../envs/train.yaml"
     script:
         "../scripts/select_checkpoint.py"

@@ -6,9 +6,9 @@
 rule user_data:
     output:
         "data/{path}",
-    localrule: True
     log:
         L.log("user_data", "{path}"),
+    localrule: True
     conda:
         "../../envs/data.yaml"
     script:

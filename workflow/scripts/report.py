@@ -9,7 +9,10 @@ with jaflow.logs.log_to(snakemake.log[0]):
     s = snakemake.params.settings
     build_report(
         s["spec"],
-        {k: list(snakemake.input[k]) for k in ("jglue", "mtbench", "log_history", "models", "manifests")},
+        {
+            k: list(snakemake.input[k])
+            for k in ("jglue", "mtbench", "log_history", "models", "manifests")
+        },
         Path(snakemake.output.index).parent,
         models=list(s["models"]),
         facts=s["facts"],

@@ -4,6 +4,10 @@ from jaflow.data.mix import build_mix
 from jaflow.logs import log_to
 
 with log_to(snakemake.log[0]) as log:
-    manifest = build_mix(snakemake.wildcards.dataset, snakemake.params.spec, snakemake.params.seed,
-                         dict(snakemake.output))
+    manifest = build_mix(
+        snakemake.wildcards.dataset,
+        snakemake.params.spec,
+        snakemake.params.seed,
+        dict(snakemake.output),
+    )
     log.info("wrote %s: %s", snakemake.output.manifest, manifest["counts"])

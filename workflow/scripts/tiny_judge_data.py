@@ -4,4 +4,6 @@ from jaflow.logs import log_to
 from jaflow.tiny.judge import write_judge_rows
 
 with log_to(snakemake.log[0]):
-    write_judge_rows(snakemake.output[0], snakemake.input.questions, snakemake.params.rows, snakemake.params.seed)
+    write_judge_rows(
+        snakemake.output[0], snakemake.input.questions, snakemake.params.rows, snakemake.params.seed
+    )

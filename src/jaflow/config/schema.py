@@ -54,11 +54,15 @@ def format_error(error: ValidationError) -> str:
     return f"{key_path(error)}: {error.message}"
 
 
-def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
+def validate_config(
+    config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH
+) -> dict[str, Any]:
     """Validate `config` in place, filling defaults. Raises ConfigError naming the key path."""
     schema = load_yaml(schema_path)
     validator = DefaultFillingValidator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    errors = sorted(
+        validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message)
+    )
     if errors:
         best = jsonschema.exceptions.best_match(errors)
         lines = [format_error(best)]

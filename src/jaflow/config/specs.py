@@ -117,8 +117,11 @@ def _resolve_models(config: dict[str, Any], r: _Resolver) -> None:
         elif os.environ.get("HF_HUB_OFFLINE") == "1" and not _in_hub_cache(ref):
             uncached.append(f"models.{name}")
     if uncached:
-        print(f"jaflow: HF_HUB_OFFLINE=1 and no local copy of the hub models of {', '.join(uncached)}: "
-              "jobs loading them will fail (a local directory is written ./dir)", file=sys.stderr)
+        print(
+            f"jaflow: HF_HUB_OFFLINE=1 and no local copy of the hub models of {', '.join(uncached)}: "
+            "jobs loading them will fail (a local directory is written ./dir)",
+            file=sys.stderr,
+        )
 
 
 def _resolve_datasets(config: dict[str, Any], r: _Resolver) -> None:
@@ -186,7 +189,9 @@ def load_experiment(
         layout=layout,
         graph=graph,
         sweep_points=points,
-        uses_tiny=resolver.uses_tiny or any(
-            isinstance(n, BaseModel) and resolver.made_here(n.pretrained) for n in graph.nodes.values()
+        uses_tiny=resolver.uses_tiny
+        or any(
+            isinstance(n, BaseModel) and resolver.made_here(n.pretrained)
+            for n in graph.nodes.values()
         ),
     )

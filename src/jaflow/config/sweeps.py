@@ -61,7 +61,9 @@ def format_value(value: Any) -> str:
 def _labels(keys: list[str]) -> dict[str, str]:
     """Short labels for dotted keys: the last part, or the whole key where two would clash."""
     last = [k.rsplit(".", 1)[-1] for k in keys]
-    return {k: (short if last.count(short) == 1 else k) for k, short in zip(keys, last, strict=True)}
+    return {
+        k: (short if last.count(short) == 1 else k) for k, short in zip(keys, last, strict=True)
+    }
 
 
 def sweep_points(name: str, sweep: dict[str, Any]) -> list[Point]:
@@ -71,7 +73,11 @@ def sweep_points(name: str, sweep: dict[str, Any]) -> list[Point]:
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{where}.grid.{key}: expected a non-empty list of values")
-    param_sets = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())] if grid else []
+    param_sets = (
+        [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())]
+        if grid
+        else []
+    )
     for i, point in enumerate(sweep.get("points") or []):
         if not isinstance(point, dict) or not point:
             raise ConfigError(f"{where}.points[{i}]: expected a mapping of dotted keys to values")
@@ -143,9 +149,13 @@ def expand_sweeps(config: dict[str, Any]) -> dict[str, Any]:
     templates: set[str] = set()
     for name, sweep in sweeps.items():
         if SEP in name or SAFE_VALUE.search(name):
-            raise ConfigError(f"sweeps.{name}: a sweep name may hold only letters, digits and . _ + -")
+            raise ConfigError(
+                f"sweeps.{name}: a sweep name may hold only letters, digits and . _ + -"
+            )
         if name in models:
-            raise ConfigError(f"sweeps.{name}: the name is also a model; sweeps and models need distinct names")
+            raise ConfigError(
+                f"sweeps.{name}: the name is also a model; sweeps and models need distinct names"
+            )
         template = sweep["model"]
         points = sweep_points(name, sweep)
         if template not in models:

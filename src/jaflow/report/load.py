@@ -13,7 +13,17 @@ import pandas as pd
 from jaflow.errors import DataError
 from jaflow.io import iter_jsonl
 
-JGLUE_COLUMNS = ("model", "task", "task_version", "template", "num_fewshot", "metric", "value", "stderr", "n")
+JGLUE_COLUMNS = (
+    "model",
+    "task",
+    "task_version",
+    "template",
+    "num_fewshot",
+    "metric",
+    "value",
+    "stderr",
+    "n",
+)
 MTBENCH_COLUMNS = ("model", "category", "turn", "score", "stdev", "n", "n_failed", "n_errors")
 LOG_COLUMNS = ("step", "train_loss", "eval_loss", "learning_rate")
 
@@ -48,10 +58,14 @@ def read_jglue_scores(paths: Iterable[str | Path]) -> pd.DataFrame:
     """
     frames = []
     for p in paths:
-        df = _read_csv(p, ("model", "task", "metric", "value"), ("value", "stderr", "n", "num_fewshot"))
+        df = _read_csv(
+            p, ("model", "task", "metric", "value"), ("value", "stderr", "n", "num_fewshot")
+        )
         if "suite" not in df.columns:
-            raise DataError(f"{p}:1: no 'suite' column (header: {list(df.columns)}); the JGLUE stage writes "
-                            "scores.csv with the suite each row was evaluated in")
+            raise DataError(
+                f"{p}:1: no 'suite' column (header: {list(df.columns)}); the JGLUE stage writes "
+                "scores.csv with the suite each row was evaluated in"
+            )
         for col in JGLUE_COLUMNS:
             if col not in df.columns:
                 df[col] = float("nan") if col in ("stderr", "n", "num_fewshot") else ""
@@ -66,7 +80,11 @@ def read_mtbench_scores(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Concatenate MT-Bench score CSVs; categories are lower-cased, `turn` kept as text."""
     frames = []
     for p in paths:
-        df = _read_csv(p, ("model", "category", "turn", "score"), ("score", "stdev", "n", "n_failed", "n_errors"))
+        df = _read_csv(
+            p,
+            ("model", "category", "turn", "score"),
+            ("score", "stdev", "n", "n_failed", "n_errors"),
+        )
         df["category"] = df["category"].str.strip().str.lower()
         df["turn"] = df["turn"].str.strip().map(_turn_text)
         df["path"] = str(p)
@@ -87,7 +105,9 @@ def _turn_text(turn: str) -> str:
 def read_log_history(path: str | Path) -> pd.DataFrame:
     """Training log: step, epoch, train_loss, eval_loss, learning_rate, ... (empty cells allowed)."""
     return _read_csv(
-        path, ("step",), ("step", "epoch", "train_loss", "eval_loss", "learning_rate", "tokens_seen", "tokens_per_s")
+        path,
+        ("step",),
+        ("step", "epoch", "train_loss", "eval_loss", "learning_rate", "tokens_seen"),
     )
 
 
@@ -119,7 +139,10 @@ def read_lisa_layers(path: str | Path) -> pd.DataFrame:
                 step = int(float(rec["step"]))
             except (TypeError, ValueError):
                 raise DataError(f"{path}:{lineno}: step is not a number: {rec['step']!r}") from None
-            rows += [{"step": step, "layer": layer} for layer in _layers(rec[layer_col] or "", path, lineno)]
+            rows += [
+                {"step": step, "layer": layer}
+                for layer in _layers(rec[layer_col] or "", path, lineno)
+            ]
     return pd.DataFrame(rows, columns=["step", "layer"])
 
 
@@ -131,7 +154,9 @@ def read_json(path: str | Path) -> dict:
         raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
 
 
-def find_samples(scores_csv: str | Path, task: str, version: str = "", template: str = "") -> Path | None:
+def find_samples(
+    scores_csv: str | Path, task: str, version: str = "", template: str = ""
+) -> Path | None:
     """The per-sample log of `task` next to a scores.csv.
 
     Tried in order: `samples_<task>-<version>-<template>.jsonl` (the jp-stable task name the JGLUE
@@ -145,7 +170,9 @@ def find_samples(scores_csv: str | Path, task: str, version: str = "", template:
             return folder / f"samples_{name}.jsonl"
     # `samples_jnli_2024…` but not `samples_jnli2…` for task `jnli`: the task name must end at a separator.
     candidates = sorted(
-        p for p in folder.glob(f"samples_{task}*.jsonl") if re.match(rf"samples_{re.escape(task)}[_\-.]", p.stem + ".")
+        p
+        for p in folder.glob(f"samples_{task}*.jsonl")
+        if re.match(rf"samples_{re.escape(task)}[_\-.]", p.stem + ".")
     )
     return candidates[-1] if candidates else None
 
@@ -166,11 +193,15 @@ def read_samples(path: str | Path, metric: str) -> pd.Series:
             raise DataError(f"{path}:{lineno}: expected an object with 'doc_id'")
         source = obj["metrics"] if isinstance(obj.get("metrics"), dict) else obj
         if metric not in source:
-            raise DataError(f"{path}:{lineno}: no value for metric '{metric}' (keys: {sorted(source)})")
+            raise DataError(
+                f"{path}:{lineno}: no value for metric '{metric}' (keys: {sorted(source)})"
+            )
         try:
             value = float(source[metric])
         except (TypeError, ValueError):
-            raise DataError(f"{path}:{lineno}: metric '{metric}' is not a number: {source[metric]!r}") from None
+            raise DataError(
+                f"{path}:{lineno}: metric '{metric}' is not a number: {source[metric]!r}"
+            ) from None
         doc, flt = obj["doc_id"], str(obj.get("filter", "none"))
         if doc in values and (filters[doc] == "none" or flt != "none"):
             continue

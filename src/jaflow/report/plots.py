@@ -31,8 +31,15 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
     return path
 
 
-def radar(scores: pd.DataFrame, axes: Sequence[str], path: str | Path, *, title: str = "",
-          vmax: float | None = 10.0, labels: dict[str, str] | None = None) -> Path:
+def radar(
+    scores: pd.DataFrame,
+    axes: Sequence[str],
+    path: str | Path,
+    *,
+    title: str = "",
+    vmax: float | None = 10.0,
+    labels: dict[str, str] | None = None,
+) -> Path:
     """One polygon per row of `scores` (rows = models, columns include `axes`).
 
     The first axis is at the top and the rest go clockwise, as FastChat's radar does.
@@ -48,7 +55,11 @@ def radar(scores: pd.DataFrame, axes: Sequence[str], path: str | Path, *, title:
     ax.set_theta_direction(-1)
     closed = angles + angles[:1]
     data = scores.reindex(columns=list(axes)).to_numpy(dtype=float)
-    top = vmax if vmax is not None else (float(np.nanmax(data)) * 1.1 if np.isfinite(data).any() else 1.0) or 1.0
+    top = (
+        vmax
+        if vmax is not None
+        else (float(np.nanmax(data)) * 1.1 if np.isfinite(data).any() else 1.0) or 1.0
+    )
     for model, row in zip(scores.index, data, strict=True):
         if np.isnan(row).all():
             continue  # no valid rating at all: nothing to draw
@@ -70,14 +81,23 @@ def radar(scores: pd.DataFrame, axes: Sequence[str], path: str | Path, *, title:
     return _save(fig, path)
 
 
-def training_curves(history: pd.DataFrame, path: str | Path, *, title: str = "",
-                    selected_step: int | None = None, lisa: pd.DataFrame | None = None) -> Path:
+def training_curves(
+    history: pd.DataFrame,
+    path: str | Path,
+    *,
+    title: str = "",
+    selected_step: int | None = None,
+    lisa: pd.DataFrame | None = None,
+) -> Path:
     """Train/eval loss against step (selected checkpoint marked), learning rate, LISA layers."""
     panels = 2 + (lisa is not None and not lisa.empty)
     fig, axes = plt.subplots(panels, 1, figsize=(7, 2.6 * panels + 0.6), sharex=True)
     loss_ax, lr_ax = axes[0], axes[1]
     plotted = False
-    for col, style in (("train_loss", ".-"), ("eval_loss", "o-")):  # markers: a single logged point still shows
+    for col, style in (
+        ("train_loss", ".-"),
+        ("eval_loss", "o-"),
+    ):  # markers: a single logged point still shows
         if col in history and history[col].notna().any():
             rows = history[history[col].notna()]
             loss_ax.plot(rows["step"], rows[col], style, label=col.replace("_", " "), markersize=3)
@@ -85,7 +105,13 @@ def training_curves(history: pd.DataFrame, path: str | Path, *, title: str = "",
     if not plotted:
         raise DataError(f"training curves {path}: the log has no train_loss or eval_loss values")
     if selected_step is not None:
-        loss_ax.axvline(selected_step, color="tab:red", linestyle="--", linewidth=1, label=f"selected (step {selected_step})")
+        loss_ax.axvline(
+            selected_step,
+            color="tab:red",
+            linestyle="--",
+            linewidth=1,
+            label=f"selected (step {selected_step})",
+        )
     loss_ax.set_ylabel("loss")
     loss_ax.legend(fontsize="small")
     if title:
@@ -99,7 +125,9 @@ def training_curves(history: pd.DataFrame, path: str | Path, *, title: str = "",
         starts = sorted(lisa["step"].unique())
         last = max(float(history["step"].max()), float(starts[-1]) + 1)
         ends = dict(zip(starts, [*starts[1:], last], strict=True))
-        axes[2].hlines(lisa["layer"], lisa["step"], lisa["step"].map(ends), color="tab:purple", linewidth=6)
+        axes[2].hlines(
+            lisa["layer"], lisa["step"], lisa["step"].map(ends), color="tab:purple", linewidth=6
+        )
         axes[2].yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         axes[2].set_ylabel("active layers (LISA)")
     axes[-1].set_xlabel("step")
@@ -117,7 +145,9 @@ def sweep_frame(values: pd.Series, points: dict[str, dict[str, Any]]) -> pd.Data
     for model, params in points.items():
         v = values.get(model)
         if v is not None and pd.notna(v):
-            rows.append({**{k: _plain(x) for k, x in params.items()}, "value": float(v), "model": model})
+            rows.append(
+                {**{k: _plain(x) for k, x in params.items()}, "value": float(v), "model": model}
+            )
     return pd.DataFrame(rows)
 
 
@@ -130,13 +160,22 @@ def _plain(v: Any) -> float | str:
     return float(v)
 
 
-def published_vs_reproduced(points: list[dict[str, Any]], path: str | Path, *, title: str = "") -> Path:
+def published_vs_reproduced(
+    points: list[dict[str, Any]], path: str | Path, *, title: str = ""
+) -> Path:
     """Each published number (x) against the reproduced one (y, with its stderr), and the diagonal."""
     shown = [p for p in points if p["reproduced"] is not None]
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
     if not shown:  # e.g. a judge whose every rating failed: say so rather than fail the report
-        ax.text(0.5, 0.5, "no reproduced value for any published number", ha="center", va="center",
-                color="tab:red", transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            "no reproduced value for any published number",
+            ha="center",
+            va="center",
+            color="tab:red",
+            transform=ax.transAxes,
+        )
         ax.set_title(title)
         return _save(fig, path)
     xs = [p["published"] for p in shown]
@@ -144,15 +183,33 @@ def published_vs_reproduced(points: list[dict[str, Any]], path: str | Path, *, t
     errs = [p["stderr"] if p["stderr"] is not None else 0.0 for p in shown]
     for model in dict.fromkeys(p["label"] for p in shown):
         sel = [i for i, p in enumerate(shown) if p["label"] == model]
-        ax.errorbar([xs[i] for i in sel], [ys[i] for i in sel], yerr=[errs[i] for i in sel], fmt="o", capsize=3,
-                    label=model)
+        ax.errorbar(
+            [xs[i] for i in sel],
+            [ys[i] for i in sel],
+            yerr=[errs[i] for i in sel],
+            fmt="o",
+            capsize=3,
+            label=model,
+        )
     for p in shown:
-        ax.annotate(p["column"], (p["published"], p["reproduced"]), textcoords="offset points", xytext=(5, 4),
-                    fontsize="small")
+        ax.annotate(
+            p["column"],
+            (p["published"], p["reproduced"]),
+            textcoords="offset points",
+            xytext=(5, 4),
+            fontsize="small",
+        )
     lo = min(min(xs), min(y - e for y, e in zip(ys, errs, strict=True)))
     hi = max(max(xs), max(y + e for y, e in zip(ys, errs, strict=True)))
     pad = (hi - lo) * 0.08 or 0.05
-    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "--", color="grey", linewidth=1, label="reproduced = published")
+    ax.plot(
+        [lo - pad, hi + pad],
+        [lo - pad, hi + pad],
+        "--",
+        color="grey",
+        linewidth=1,
+        label="reproduced = published",
+    )
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(lo - pad, hi + pad)
     ax.set_xlabel("published (model card)")
@@ -188,22 +245,39 @@ def sweep_lines(points: pd.DataFrame, metric: str, path: str | Path, *, title: s
     return _save(fig, path)
 
 
-def sweep_heatmap(points: pd.DataFrame, x: str, y: str, metric: str, path: str | Path, *, title: str = "") -> Path:
+def sweep_heatmap(
+    points: pd.DataFrame, x: str, y: str, metric: str, path: str | Path, *, title: str = ""
+) -> Path:
     """Heat map of the metric over two swept parameters (mean over any others)."""
-    grid = points.pivot_table(index=y, columns=x, values="value", aggfunc="mean").sort_index().sort_index(axis=1)
+    grid = (
+        points.pivot_table(index=y, columns=x, values="value", aggfunc="mean")
+        .sort_index()
+        .sort_index(axis=1)
+    )
     fig, ax = plt.subplots(figsize=(1.2 * grid.shape[1] + 3, 0.8 * grid.shape[0] + 2))
     im = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto", origin="lower")
     ax.set_xticks(range(grid.shape[1]))
     ax.set_xticklabels([_fmt(v) for v in grid.columns])
     ax.set_yticks(range(grid.shape[0]))
     ax.set_yticklabels([_fmt(v) for v in grid.index])
-    lo, hi = float(np.nanmin(grid.to_numpy(dtype=float))), float(np.nanmax(grid.to_numpy(dtype=float)))
+    lo, hi = (
+        float(np.nanmin(grid.to_numpy(dtype=float))),
+        float(np.nanmax(grid.to_numpy(dtype=float))),
+    )
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
             v = grid.iat[i, j]
             if pd.notna(v):
                 bright = hi > lo and (v - lo) / (hi - lo) > 0.6  # viridis turns yellow at the top
-                ax.text(j, i, f"{v:.3g}", ha="center", va="center", color="black" if bright else "white", fontsize="small")
+                ax.text(
+                    j,
+                    i,
+                    f"{v:.3g}",
+                    ha="center",
+                    va="center",
+                    color="black" if bright else "white",
+                    fontsize="small",
+                )
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     fig.colorbar(im, ax=ax, label=metric)

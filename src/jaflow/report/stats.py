@@ -25,8 +25,9 @@ class PairedBootstrap:
         return asdict(self)
 
 
-def paired_bootstrap(a: pd.Series, b: pd.Series, *, n_resamples: int = 10_000, alpha: float = 0.05,
-                     seed: int = 1234) -> PairedBootstrap:
+def paired_bootstrap(
+    a: pd.Series, b: pd.Series, *, n_resamples: int = 10_000, alpha: float = 0.05, seed: int = 1234
+) -> PairedBootstrap:
     """Resample documents (with replacement) and recompute the mean difference a − b.
 
     `a` and `b` are per-document metric values indexed by doc_id; only documents both models
@@ -49,6 +50,12 @@ def paired_bootstrap(a: pd.Series, b: pd.Series, *, n_resamples: int = 10_000, a
     low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     p = min(1.0, 2 * min(float(np.mean(means <= 0)), float(np.mean(means >= 0))))
     return PairedBootstrap(
-        n=len(d), mean_a=float(x.mean()), mean_b=float(y.mean()), diff=float(d.mean()),
-        ci_low=float(low), ci_high=float(high), p_value=p, significant=bool(low > 0 or high < 0),
+        n=len(d),
+        mean_a=float(x.mean()),
+        mean_b=float(y.mean()),
+        diff=float(d.mean()),
+        ci_low=float(low),
+        ci_high=float(high),
+        p_value=p,
+        significant=bool(low > 0 or high < 0),
     )

@@ -71,11 +71,14 @@ class Table:
     rows: list[list[Cell]]
     caption: str = ""
     numbers: pd.DataFrame = field(default_factory=pd.DataFrame)  # rows x value columns, unrounded
-    header_kinds: list[str] = field(default_factory=list)  # per header cell: "", "published", "delta"
+    header_kinds: list[str] = field(
+        default_factory=list
+    )  # per header cell: "", "published", "delta"
     published: list[dict[str, Any]] = field(default_factory=list)  # points of the published figure
 
     def to_html(self) -> str:
         """An HTML table: bold kept, published cells and Δ cells marked (Δ coloured by sign)."""
+
         def td(c: Cell, tag: str = "td") -> str:
             text = html.escape(c.text)
             if c.bold and c.text not in ("", MISSING):
@@ -87,10 +90,17 @@ class Table:
             return f"<{tag}{attr}>{text}</{tag}>"
 
         kinds = self.header_kinds or [""] * len(self.header)
-        head = "".join(td(Cell(text=h, kind=k), "th") for h, k in zip(self.header, kinds, strict=True))
-        body = "\n".join("<tr>" + td(row[0], "th") + "".join(td(c) for c in row[1:]) + "</tr>" for row in self.rows)
-        return (f'<table class="jaflow-table" id="table-{html.escape(self.name)}">\n'
-                f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>\n")
+        head = "".join(
+            td(Cell(text=h, kind=k), "th") for h, k in zip(self.header, kinds, strict=True)
+        )
+        body = "\n".join(
+            "<tr>" + td(row[0], "th") + "".join(td(c) for c in row[1:]) + "</tr>"
+            for row in self.rows
+        )
+        return (
+            f'<table class="jaflow-table" id="table-{html.escape(self.name)}">\n'
+            f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>\n"
+        )
 
     def to_markdown(self) -> str:
         lines = ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
@@ -126,17 +136,34 @@ class Table:
         return "\n".join(lines) + "\n"
 
 
-_LATEX = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-          "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}", "±": r"$\pm$",
-          "Δ": r"$\Delta$", "−": r"$-$"}
+_LATEX = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+    "±": r"$\pm$",
+    "Δ": r"$\Delta$",
+    "−": r"$-$",
+}
 
 
 def latex_escape(text: str) -> str:
     return "".join(_LATEX.get(ch, ch) for ch in text)
 
 
-def format_number(value: float | Decimal | None, decimals: int, rounding: str = "half_up",
-                  trailing_zeros: bool = True, sign: bool = False) -> str:
+def format_number(
+    value: float | Decimal | None,
+    decimals: int,
+    rounding: str = "half_up",
+    trailing_zeros: bool = True,
+    sign: bool = False,
+) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return MISSING
     d = value if isinstance(value, Decimal) else Decimal(repr(float(value)))
@@ -155,12 +182,17 @@ def _dec(x: float) -> Decimal:
 
 # -- spec -----------------------------------------------------------------------------------
 
+
 def parse_columns(spec: dict[str, Any]) -> list[Column]:
     """Columns of a table spec; a string is shorthand for {task: <string>}."""
     source = spec.get("source", "jglue")
-    raw = spec.get("columns") or ([{"task": c} for c in MTBENCH_CATEGORIES] if source == "mtbench" else [])
+    raw = spec.get("columns") or (
+        [{"task": c} for c in MTBENCH_CATEGORIES] if source == "mtbench" else []
+    )
     if not raw:
-        raise ConfigError(f"reports.tables.{spec.get('name')}.columns: a JGLUE table needs at least one column")
+        raise ConfigError(
+            f"reports.tables.{spec.get('name')}.columns: a JGLUE table needs at least one column"
+        )
     cols = []
     for i, c in enumerate(raw):
         c = {"task": c} if isinstance(c, str) else dict(c)
@@ -168,22 +200,28 @@ def parse_columns(spec: dict[str, Any]) -> list[Column]:
             raise ConfigError(f"reports.tables.{spec.get('name')}.columns[{i}]: needs 'task'")
         key = str(c["task"]).lower() if source == "mtbench" else str(c["task"])
         default_label = CATEGORY_LABELS.get(key, key) if source == "mtbench" else "{task}"
-        cols.append(Column(
-            key=key,
-            label=c.get("label") or default_label,
-            metric=c.get("metric") or spec.get("metric"),
-            scale=float(c.get("scale", spec.get("scale", 1.0))),
-            decimals=int(c.get("decimals", spec.get("decimals", 3))),
-        ))
+        cols.append(
+            Column(
+                key=key,
+                label=c.get("label") or default_label,
+                metric=c.get("metric") or spec.get("metric"),
+                scale=float(c.get("scale", spec.get("scale", 1.0))),
+                decimals=int(c.get("decimals", spec.get("decimals", 3))),
+            )
+        )
         if source == "jglue" and not cols[-1].metric:
-            raise ConfigError(f"reports.tables.{spec.get('name')}.columns[{i}]: no metric (set 'metric' on the column or the table)")
+            raise ConfigError(
+                f"reports.tables.{spec.get('name')}.columns[{i}]: no metric (set 'metric' on the column or the table)"
+            )
     return cols
 
 
 # -- numbers --------------------------------------------------------------------------------
 
-def _jglue_numbers(spec: dict, cols: list[Column], scores: pd.DataFrame, models: list[str]
-                   ) -> tuple[pd.DataFrame, pd.DataFrame, list[str], set[str]]:
+
+def _jglue_numbers(
+    spec: dict, cols: list[Column], scores: pd.DataFrame, models: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str], set[str]]:
     """Scaled values and stderrs (rows = models, columns = column index), column labels, and the
     models that have any score row for the table."""
     suite = spec.get("suite")
@@ -206,7 +244,9 @@ def _jglue_numbers(spec: dict, cols: list[Column], scores: pd.DataFrame, models:
                 present.add(m)
                 r = rows.iloc[0]
                 values.loc[m, j] = _dec(r["value"]) * _dec(col.scale)
-                errs.loc[m, j] = None if pd.isna(r["stderr"]) else _dec(r["stderr"]) * _dec(col.scale)
+                errs.loc[m, j] = (
+                    None if pd.isna(r["stderr"]) else _dec(r["stderr"]) * _dec(col.scale)
+                )
                 if labels[j] is None:
                     labels[j] = _fill_label(col.label, r)
         if labels[j] is None:
@@ -215,17 +255,23 @@ def _jglue_numbers(spec: dict, cols: list[Column], scores: pd.DataFrame, models:
 
 
 def _fill_label(label: str, row: pd.Series) -> str:
-    fields = {k: ("" if pd.isna(row.get(k)) else row.get(k)) for k in ("task", "task_version", "template", "metric")}
+    fields = {
+        k: ("" if pd.isna(row.get(k)) else row.get(k))
+        for k in ("task", "task_version", "template", "metric")
+    }
     nf = row.get("num_fewshot")
     fields["num_fewshot"] = "" if pd.isna(nf) else int(nf)
     try:
         return label.format(**fields)
     except (KeyError, IndexError, ValueError) as e:
-        raise ConfigError(f"column label {label!r}: unknown placeholder ({e}); use task, task_version, template, num_fewshot, metric") from None
+        raise ConfigError(
+            f"column label {label!r}: unknown placeholder ({e}); use task, task_version, template, num_fewshot, metric"
+        ) from None
 
 
-def _mtbench_numbers(spec: dict, cols: list[Column], scores: pd.DataFrame, models: list[str]
-                     ) -> tuple[pd.DataFrame, pd.DataFrame, list[str], set[str]]:
+def _mtbench_numbers(
+    spec: dict, cols: list[Column], scores: pd.DataFrame, models: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str], set[str]]:
     """As _jglue_numbers; a category whose ratings all failed to parse (empty score) prints '-'."""
     turn = str(spec.get("turn", 1))
     df = scores[scores["turn"] == turn]
@@ -236,7 +282,9 @@ def _mtbench_numbers(spec: dict, cols: list[Column], scores: pd.DataFrame, model
         for m in models:
             rows = df[(df["model"] == m) & (df["category"] == col.key)]
             if len(rows) > 1:
-                raise DataError(f"table {spec['name']}: {len(rows)} rows for model '{m}', category '{col.key}', turn {turn}")
+                raise DataError(
+                    f"table {spec['name']}: {len(rows)} rows for model '{m}', category '{col.key}', turn {turn}"
+                )
             if len(rows) == 1:
                 present.add(m)
                 if not pd.isna(rows.iloc[0]["score"]):
@@ -253,31 +301,46 @@ def parse_averages(spec: dict, labels: list[str], cols: list[Column]) -> list[Av
             # a column may be named by its label or its task
             hits = [lab for lab, c in zip(labels, cols, strict=True) if name in (lab, c.key)]
             if not hits:
-                raise ConfigError(f"reports.tables.{spec['name']}.averages[{i}].over: no column '{name}' (columns: {labels})")
+                raise ConfigError(
+                    f"reports.tables.{spec['name']}.averages[{i}].over: no column '{name}' (columns: {labels})"
+                )
             resolved.append(hits[0])
-        out.append(Average(
-            label=a.get("label", "average"),
-            over=resolved,
-            position=a.get("position", "last"),
-            decimals=int(a.get("decimals", spec.get("decimals", 3))),
-        ))
+        out.append(
+            Average(
+                label=a.get("label", "average"),
+                over=resolved,
+                position=a.get("position", "last"),
+                decimals=int(a.get("decimals", spec.get("decimals", 3))),
+            )
+        )
     return out
 
 
 # -- building -------------------------------------------------------------------------------
 
-def build_table(spec: dict[str, Any], jglue: pd.DataFrame, mtbench: pd.DataFrame, models: list[str],
-                labels: dict[str, str] | None = None, info: dict[str, dict[str, Any]] | None = None,
-                highlight: list[str] | None = None) -> Table:
+
+def build_table(
+    spec: dict[str, Any],
+    jglue: pd.DataFrame,
+    mtbench: pd.DataFrame,
+    models: list[str],
+    labels: dict[str, str] | None = None,
+    info: dict[str, dict[str, Any]] | None = None,
+    highlight: list[str] | None = None,
+) -> Table:
     """Build one table of the config from the tidy scores."""
     labels, info, highlight = labels or {}, info or {}, highlight or []
     source = spec.get("source", "jglue")
     if source not in ("jglue", "mtbench"):
-        raise ConfigError(f"reports.tables.{spec.get('name')}.source: '{source}' is not jglue or mtbench")
+        raise ConfigError(
+            f"reports.tables.{spec.get('name')}.source: '{source}' is not jglue or mtbench"
+        )
     cols = parse_columns(spec)
     models = list(spec.get("models") or models)
     builder = _jglue_numbers if source == "jglue" else _mtbench_numbers
-    values, errs, col_labels, present = builder(spec, cols, jglue if source == "jglue" else mtbench, models)
+    values, errs, col_labels, present = builder(
+        spec, cols, jglue if source == "jglue" else mtbench, models
+    )
     if spec.get("drop_missing", True):
         keep = [m for m in models if m in present]
         values, errs, models = values.loc[keep], errs.loc[keep], keep
@@ -292,7 +355,11 @@ def build_table(spec: dict[str, Any], jglue: pd.DataFrame, mtbench: pd.DataFrame
     # value columns in display order: averages placed first or last
     vcols: list[tuple[str, int, Average | None]] = []  # (label, decimals, average)
     vcols += [(a.label, a.decimals, a) for a in averages if a.position == "first"]
-    vcols += [(lab, c.decimals, None) for lab, c in zip(col_labels, cols, strict=True)] if spec.get("show_columns", True) else []
+    vcols += (
+        [(lab, c.decimals, None) for lab, c in zip(col_labels, cols, strict=True)]
+        if spec.get("show_columns", True)
+        else []
+    )
     vcols += [(a.label, a.decimals, a) for a in averages if a.position != "first"]
 
     def avg_value(m: str, a: Average) -> Decimal | None:
@@ -318,7 +385,9 @@ def build_table(spec: dict[str, Any], jglue: pd.DataFrame, mtbench: pd.DataFrame
     published = spec.get("published") or {}
     for m in published:
         if m not in models:
-            raise ConfigError(f"reports.tables.{spec['name']}.published: model '{m}' has no scores in this table (models: {models})")
+            raise ConfigError(
+                f"reports.tables.{spec['name']}.published: model '{m}' has no scores in this table (models: {models})"
+            )
 
     bold_rows = set(highlight) if spec.get("highlight", True) else set()
     body: list[tuple[str, list[Cell]]] = []  # (model | published | diff, cells)
@@ -331,7 +400,13 @@ def build_table(spec: dict[str, Any], jglue: pd.DataFrame, mtbench: pd.DataFrame
             text = format_number(v, dec, rounding, zeros)
             if show_err and err is not None and not pd.isna(err) and v is not None:
                 text += " ± " + format_number(err, dec, rounding, zeros)
-            cells.append(Cell(value=None if v is None else float(v), stderr=None if err is None or pd.isna(err) else float(err), text=text))
+            cells.append(
+                Cell(
+                    value=None if v is None else float(v),
+                    stderr=None if err is None or pd.isna(err) else float(err),
+                    text=text,
+                )
+            )
         if m in bold_rows:
             for c in cells:
                 c.bold = True
@@ -340,29 +415,44 @@ def build_table(spec: dict[str, Any], jglue: pd.DataFrame, mtbench: pd.DataFrame
             pub = published[m]
             unknown = [k for k in pub if k not in [lab for lab, _, _ in vcols]]
             if unknown:
-                raise ConfigError(f"reports.tables.{spec['name']}.published.{m}: unknown column(s) {unknown} (columns: {[v[0] for v in vcols]})")
+                raise ConfigError(
+                    f"reports.tables.{spec['name']}.published.{m}: unknown column(s) {unknown} (columns: {[v[0] for v in vcols]})"
+                )
             pcells = [Cell(text=f"{labels.get(m, m)} (published)", kind="published")]
             pcells += [Cell(text="", kind="published") for _ in info_cols]
             dcells = [Cell(text=f"{labels.get(m, m)} (Δ reproduced − published)", kind="delta")]
             dcells += [Cell(text="", kind="delta") for _ in info_cols]
             for (lab, dec, _), v in zip(vcols, vals, strict=True):
                 p = pub.get(lab)
-                pcells.append(Cell(value=p, text=MISSING if p is None else format_number(p, dec, rounding, zeros),
-                                   kind="published"))
+                pcells.append(
+                    Cell(
+                        value=p,
+                        text=MISSING if p is None else format_number(p, dec, rounding, zeros),
+                        kind="published",
+                    )
+                )
                 if p is None or v is None:
                     dcells.append(Cell(text=MISSING, kind="delta"))
                 else:
                     shown = Decimal(format_number(v, dec, rounding))
                     diff = shown - _dec(p)
-                    dcells.append(Cell(value=float(diff), text=format_number(diff, dec, rounding, zeros, sign=True),
-                                      kind="delta"))
+                    dcells.append(
+                        Cell(
+                            value=float(diff),
+                            text=format_number(diff, dec, rounding, zeros, sign=True),
+                            kind="delta",
+                        )
+                    )
             body += [("published", pcells), ("diff", dcells)]
 
     if spec.get("bold_best", False):
         model_rows = [cells for kind, cells in body if kind == "model"]
         start = 1 + len(info_cols)
         for j in range(start, start + len(vcols)):
-            shown = [Decimal(c.text.split(" ± ")[0]) if c.text != MISSING else None for c in (r[j] for r in model_rows)]
+            shown = [
+                Decimal(c.text.split(" ± ")[0]) if c.text != MISSING else None
+                for c in (r[j] for r in model_rows)
+            ]
             present = [s for s in shown if s is not None]
             if present:
                 best = max(present)
@@ -381,13 +471,26 @@ def build_table(spec: dict[str, Any], jglue: pd.DataFrame, mtbench: pd.DataFrame
     else:
         header_kinds = [""] * len(header)
     if spec.get("layout", "models_as_rows") not in ("models_as_rows", "tasks_as_rows"):
-        raise ConfigError(f"reports.tables.{spec['name']}.layout: '{spec['layout']}' is not models_as_rows or tasks_as_rows")
-    return Table(name=spec["name"], title=spec.get("title", spec["name"]), header=header, rows=rows,
-                 caption=spec.get("caption", ""), numbers=numbers, header_kinds=header_kinds,
-                 published=_published_points(spec, published, models, vcols, values, errs, col_labels, labels))
+        raise ConfigError(
+            f"reports.tables.{spec['name']}.layout: '{spec['layout']}' is not models_as_rows or tasks_as_rows"
+        )
+    return Table(
+        name=spec["name"],
+        title=spec.get("title", spec["name"]),
+        header=header,
+        rows=rows,
+        caption=spec.get("caption", ""),
+        numbers=numbers,
+        header_kinds=header_kinds,
+        published=_published_points(
+            spec, published, models, vcols, values, errs, col_labels, labels
+        ),
+    )
 
 
-def _published_points(spec, published, models, vcols, values, errs, col_labels, labels) -> list[dict[str, Any]]:
+def _published_points(
+    spec, published, models, vcols, values, errs, col_labels, labels
+) -> list[dict[str, Any]]:
     """(model, column, published, reproduced, stderr) for the published-vs-reproduced figure."""
     out = []
     for m in models:
@@ -398,13 +501,29 @@ def _published_points(spec, published, models, vcols, values, errs, col_labels, 
             if a:
                 idx = [col_labels.index(x) for x in a.over]
                 vals = [values.loc[m, j] for j in idx]
-                v = None if any(x is None or pd.isna(x) for x in vals) else float(sum(vals, Decimal(0)) / len(vals))
+                v = (
+                    None
+                    if any(x is None or pd.isna(x) for x in vals)
+                    else float(sum(vals, Decimal(0)) / len(vals))
+                )
                 err = None
             else:
                 j = col_labels.index(lab)
-                v = None if values.loc[m, j] is None or pd.isna(values.loc[m, j]) else float(values.loc[m, j])
+                v = (
+                    None
+                    if values.loc[m, j] is None or pd.isna(values.loc[m, j])
+                    else float(values.loc[m, j])
+                )
                 e = errs.loc[m, j]
                 err = None if e is None or pd.isna(e) else float(e)
-            out.append({"model": m, "label": labels.get(m, m), "column": lab, "published": float(p),
-                        "reproduced": v, "stderr": err})
+            out.append(
+                {
+                    "model": m,
+                    "label": labels.get(m, m),
+                    "column": lab,
+                    "published": float(p),
+                    "reproduced": v,
+                    "stderr": err,
+                }
+            )
     return out

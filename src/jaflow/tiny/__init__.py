@@ -69,8 +69,15 @@ def build_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int =
     return tokenizer
 
 
-def model_config(arch: str, tokenizer, *, hidden_size: int = 64, num_layers: int = 4,
-                 num_heads: int = 4, intermediate_size: int = 128):
+def model_config(
+    arch: str,
+    tokenizer,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 4,
+    num_heads: int = 4,
+    intermediate_size: int = 128,
+):
     """A transformers config of the given architecture, sized tiny."""
     from transformers import GPTNeoXConfig, LlamaConfig, MistralConfig
 
@@ -90,22 +97,38 @@ def model_config(arch: str, tokenizer, *, hidden_size: int = 64, num_layers: int
     if arch == "llama":
         return LlamaConfig(num_key_value_heads=num_heads, **common)
     if arch == "mistral":
-        return MistralConfig(num_key_value_heads=max(1, num_heads // 2), sliding_window=None, **common)
+        return MistralConfig(
+            num_key_value_heads=max(1, num_heads // 2), sliding_window=None, **common
+        )
     if arch == "gpt_neox":
         return GPTNeoXConfig(rotary_pct=0.25, use_parallel_residual=True, **common)
     raise ValueError(f"unknown tiny architecture '{arch}' (known: {list(ARCHITECTURES)})")
 
 
-def build_model(arch: str, tokenizer_dir: str | Path, out_dir: str | Path, *, hidden_size: int = 64,
-                num_layers: int = 4, num_heads: int = 4, intermediate_size: int = 128,
-                seed: int = 0) -> Path:
+def build_model(
+    arch: str,
+    tokenizer_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 4,
+    num_heads: int = 4,
+    intermediate_size: int = 128,
+    seed: int = 0,
+) -> Path:
     """A randomly initialised tiny model of `arch`, saved with its tokenizer to `out_dir`."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    config = model_config(arch, tokenizer, hidden_size=hidden_size, num_layers=num_layers,
-                          num_heads=num_heads, intermediate_size=intermediate_size)
+    config = model_config(
+        arch,
+        tokenizer,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        intermediate_size=intermediate_size,
+    )
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     with atomic_path(out_dir) as tmp:

@@ -13,24 +13,42 @@ from pathlib import Path
 from jaflow.io import write_jsonl
 
 ANTONYMS = [
-    ("大きい", "小さい"), ("高い", "低い"), ("明るい", "暗い"), ("新しい", "古い"),
-    ("長い", "短い"), ("暑い", "寒い"), ("強い", "弱い"), ("早い", "遅い"),
+    ("大きい", "小さい"),
+    ("高い", "低い"),
+    ("明るい", "暗い"),
+    ("新しい", "古い"),
+    ("長い", "短い"),
+    ("暑い", "寒い"),
+    ("強い", "弱い"),
+    ("早い", "遅い"),
 ]
 THINGS = ["りんご", "みかん", "本", "ペン", "ねこ", "いぬ", "花", "時計"]
 PEOPLE = ["太郎", "花子", "次郎", "さくら"]
-GREETINGS = [("挨拶して。", "こんにちは。"), ("お礼を言って。", "ありがとう。"), ("謝って。", "ごめんなさい。")]
+GREETINGS = [
+    ("挨拶して。", "こんにちは。"),
+    ("お礼を言って。", "ありがとう。"),
+    ("謝って。", "ごめんなさい。"),
+]
 
 
 def _math(rng: random.Random) -> dict:
     a, b = rng.randint(0, 9), rng.randint(0, 9)
-    return {"instruction": "次の足し算の答えを数字で書いてください。", "input": f"{a}+{b}", "output": str(a + b)}
+    return {
+        "instruction": "次の足し算の答えを数字で書いてください。",
+        "input": f"{a}+{b}",
+        "output": str(a + b),
+    }
 
 
 def _antonym(rng: random.Random) -> dict:
     word, opposite = rng.choice(ANTONYMS)
     if rng.random() < 0.5:
         word, opposite = opposite, word
-    return {"instruction": "次の言葉の反対の意味の言葉を答えてください。", "input": word, "output": opposite}
+    return {
+        "instruction": "次の言葉の反対の意味の言葉を答えてください。",
+        "input": word,
+        "output": opposite,
+    }
 
 
 def _qa(rng: random.Random) -> dict:

@@ -28,11 +28,31 @@ from jaflow.evaluate.mtbench.judge import single_requests
 from jaflow.io import write_jsonl
 
 # One score per category for clean answers, so the tuned model's polygon has a shape.
-RATINGS = {"coding": 3, "extraction": 5, "humanities": 7, "math": 4, "reasoning": 4,
-           "roleplay": 6, "stem": 6, "writing": 8}
+RATINGS = {
+    "coding": 3,
+    "extraction": 5,
+    "humanities": 7,
+    "math": 4,
+    "reasoning": 4,
+    "roleplay": 6,
+    "stem": 6,
+    "writing": 8,
+}
 GARBAGE_RATING = 2
-CLEAN_ANSWERS = ["はい、わかりました。", "答えは5です。", "こんにちは。", "春はあたたかいです。", "ありがとう。",
-                 "ポジティブ", "ネガティブ", "りんご", "小さい", "7", "ごめんなさい。", "本"]
+CLEAN_ANSWERS = [
+    "はい、わかりました。",
+    "答えは5です。",
+    "こんにちは。",
+    "春はあたたかいです。",
+    "ありがとう。",
+    "ポジティブ",
+    "ネガティブ",
+    "りんご",
+    "小さい",
+    "7",
+    "ごめんなさい。",
+    "本",
+]
 CONTROL = "".join(chr(c) for c in (1, 7, 12, 20, 25, 29))
 
 
@@ -73,16 +93,25 @@ def judge_rows(questions_path: str | Path, n_rows: int, seed: int) -> list[dict[
     questions = load_questions(questions_path)
     prompts = load_judge_prompts(None)
     references = load_references(None, questions)
-    alphabet = "".join(sorted({c for q in questions for t in q.turns for c in t} | set("".join(CLEAN_ANSWERS))))
+    alphabet = "".join(
+        sorted({c for q in questions for t in q.turns for c in t} | set("".join(CLEAN_ANSWERS)))
+    )
     rng = random.Random(seed)
     rows = []
     for i in range(n_rows):
         q = questions[i % len(questions)]
         answer = _answer(rng, alphabet)
         answers = {q.question_id: {"choices": [{"index": 0, "turns": [answer, answer]}]}}
-        request = single_requests([q], answers, references, prompts, model="tiny", judge_model="tiny")[0]
-        rows.append({"judge_prompt": plain_prompt(request.messages),
-                     "output": f"評価：[[{rating(answer, q.category)}]]", "source": q.category})
+        request = single_requests(
+            [q], answers, references, prompts, model="tiny", judge_model="tiny"
+        )[0]
+        rows.append(
+            {
+                "judge_prompt": plain_prompt(request.messages),
+                "output": f"評価：[[{rating(answer, q.category)}]]",
+                "source": q.category,
+            }
+        )
     return rows
 
 

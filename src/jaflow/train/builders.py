@@ -115,10 +115,14 @@ def load_model(model_args: dict[str, Any], method: str, train: dict[str, Any]):
         from jaflow.train import distributed, lisa
 
         compute = compute_dtype(train["compute_dtype"])
-        kwargs["dtype"] = lisa.held_dtype(distributed.filled(train), compute, distributed.world_size())
+        kwargs["dtype"] = lisa.held_dtype(
+            distributed.filled(train), compute, distributed.world_size()
+        )
     else:
         kwargs["dtype"] = torch.float32
-    model = AutoModelForCausalLM.from_pretrained(model_args["pretrained"], **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(
+        model_args["pretrained"], revision=model_args.get("revision"), **kwargs
+    )
     model.config.use_cache = False
     if method == "qlora":
         freeze_4bit_layout(model)

@@ -135,20 +135,9 @@ def check(train: Mapping[str, Any], method: str) -> None:
 def filled(train: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of a `train:` block with the schema's defaults filled (`$defs/train`), for callers
     (tests, bench) that build a TrainJob by hand."""
-    import copy
+    from jaflow.train.settings import filled as filled_block
 
-    from jaflow.config.schema import SCHEMA_PATH, DefaultFillingValidator, format_error, load_yaml
-
-    schema = load_yaml(SCHEMA_PATH)
-    out = copy.deepcopy(dict(train))
-    errors = list(
-        DefaultFillingValidator({"$defs": schema["$defs"], "$ref": "#/$defs/train"}).iter_errors(
-            out
-        )
-    )
-    if errors:
-        raise ConfigError("train: " + format_error(errors[0]))
-    return out
+    return filled_block("train", dict(train), "train")
 
 
 def training_kwargs(train: Mapping[str, Any], method: str, model=None) -> dict[str, Any]:

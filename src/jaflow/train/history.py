@@ -1,4 +1,9 @@
-"""Callbacks for the log, and the tidy log history (step, epoch, train_loss, eval_loss, ...)."""
+"""Callbacks for the log, and the tidy log history (step, epoch, train_loss, eval_loss, ...).
+
+How long things took is kept apart from what was computed: `log_history.csv` and
+`trainer_state.json` hold only values the same config reproduces byte for byte, and
+`timings.json` beside them holds throughput and runtimes.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +25,32 @@ COLUMNS = (
     "eval_loss",
     "learning_rate",
     "tokens_seen",
-    "tokens_per_s",
 )
+# log-history keys that measure time, not training: they go to timings.json
+TIMING_KEYS = frozenset(
+    {
+        "tokens_per_s",
+        "train_runtime",
+        "train_samples_per_second",
+        "train_steps_per_second",
+        "train_tokens_per_second",
+        "eval_runtime",
+        "eval_samples_per_second",
+        "eval_steps_per_second",
+    }
+)
+
+
+def split_timings(state: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A trainer state without timing keys, and those keys per logged step."""
+    clean, timings = dict(state), []
+    clean["log_history"] = []
+    for entry in state.get("log_history", []):
+        timed = {k: v for k, v in entry.items() if k in TIMING_KEYS}
+        clean["log_history"].append({k: v for k, v in entry.items() if k not in TIMING_KEYS})
+        if timed:
+            timings.append({"step": entry.get("step"), **timed})
+    return clean, timings
 
 
 class ThroughputCallback(TrainerCallback):
@@ -69,7 +98,6 @@ def tidy_rows(log_history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "eval_loss": "eval_loss",
             "learning_rate": "learning_rate",
             "num_input_tokens_seen": "tokens_seen",
-            "tokens_per_s": "tokens_per_s",
         }
         for src, dst in mapping.items():
             if entry.get(src) is not None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jaflow.errors import ConfigError
-from jaflow.io import atomic_path, sha256_file
+from jaflow.io import atomic_path, sha256_file, write_json
 from jaflow.provenance import digest, model_identity
 from jaflow.train import builders, data, distributed, resume, settings
 
@@ -215,9 +215,11 @@ def write_outputs(job: TrainJob, trainer: Trainer) -> None:
     from jaflow.train import history, lisa
 
     out = Path(job.out_dir)
-    history.write_log_history(out / "log_history.csv", trainer.state.log_history)
+    state, timings = history.split_timings(asdict(trainer.state))
+    history.write_log_history(out / "log_history.csv", state["log_history"])
     with atomic_path(out / "trainer_state.json") as tmp:
-        trainer.state.save_to_json(str(tmp))
+        tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_json(out / "timings.json", {"log_history": timings})
     log.info("rank %d wrote %s", trainer.args.process_index, out)
     if job.method == "lisa":
         cb = next(c for c in trainer.callback_handler.callbacks if isinstance(c, lisa.LisaCallback))
@@ -245,6 +247,13 @@ def main(argv: list[str] | None = None) -> None:
         format=f"[rank {os.environ.get('RANK', '0')}] %(levelname)s %(name)s: %(message)s",
     )
     train(TrainJob.from_json(Path(argv[0]).read_text(encoding="utf-8")))
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        # every rank leaves together: a process group torn down by interpreter exit while
+        # another rank still talks to it aborts that rank ("terminate called ...")
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

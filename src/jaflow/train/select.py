@@ -191,8 +191,21 @@ def export_model(
             ]
         for f in files:
             shutil.copy2(f, out_dir / f.name)
+        if adapter:
+            sort_target_modules(out_dir / "adapter_config.json")
     save_tokenizer(ckpt, out_dir, model_args)
     return {"adapter": adapter and not merge_adapter, "merged": adapter and merge_adapter}
+
+
+def sort_target_modules(config_path: Path) -> None:
+    """peft keeps target_modules as a set and saves it in hash order, which differs between
+    processes: sorted, the same run gives the same adapter_config.json (and checksums)."""
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        config_path.write_text(
+            json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
 
 
 def save_tokenizer(ckpt: Path, out_dir: Path, model_args: dict[str, Any]) -> None:
@@ -215,7 +228,10 @@ def merge_adapter_into_base(ckpt: Path, model_args: dict[str, Any], out_dir: Pat
     dtype = model_args["dtype"]
     dtype = torch.float32 if dtype == "auto" and not has_cuda() else dtype
     base = AutoModelForCausalLM.from_pretrained(
-        model_args["pretrained"], dtype=dtype, trust_remote_code=model_args["trust_remote_code"]
+        model_args["pretrained"],
+        dtype=dtype,
+        trust_remote_code=model_args["trust_remote_code"],
+        revision=model_args.get("revision"),
     )
     merged = PeftModel.from_pretrained(base, str(ckpt)).merge_and_unload()
     merged.save_pretrained(out_dir)

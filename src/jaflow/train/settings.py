@@ -13,7 +13,7 @@ from jaflow.errors import ConfigError
 
 @cache
 def _validator(block: str):
-    from jaflow.config import SCHEMA_PATH, DefaultFillingValidator, load_yaml
+    from jaflow.config.schema import SCHEMA_PATH, DefaultFillingValidator, load_yaml
 
     schema = load_yaml(SCHEMA_PATH)
     return DefaultFillingValidator({"$ref": f"#/$defs/{block}", "$defs": schema["$defs"]})
@@ -24,7 +24,7 @@ def filled(block: str, values: dict[str, Any] | None, where: str) -> dict[str, A
     out = copy.deepcopy(dict(values or {}))
     errors = list(_validator(block).iter_errors(out))
     if errors:
-        from jaflow.config import format_error
+        from jaflow.config.schema import format_error
 
         raise ConfigError(f"{where}: " + "; ".join(format_error(e) for e in errors))
     return out

@@ -34,10 +34,15 @@ UPSTREAM_SPLIT = {"train": "train", "validation": "valid"}
 # family -> split -> file below the source directory (upstream names; v1.1 for the JGLUE four).
 SOURCE_FILES: dict[str, dict[str, str]] = {
     "jsquad": {"train": "jsquad-v1.1/train-v1.1.json", "validation": "jsquad-v1.1/valid-v1.1.json"},
-    "jcommonsenseqa": {"train": "jcommonsenseqa-v1.1/train-v1.1.json",
-                       "validation": "jcommonsenseqa-v1.1/valid-v1.1.json"},
+    "jcommonsenseqa": {
+        "train": "jcommonsenseqa-v1.1/train-v1.1.json",
+        "validation": "jcommonsenseqa-v1.1/valid-v1.1.json",
+    },
     "jnli": {"train": "jnli-v1.1/train-v1.1.json", "validation": "jnli-v1.1/valid-v1.1.json"},
-    "marc_ja": {"train": "marc_ja-v1.1/train-v1.1.json", "validation": "marc_ja-v1.1/valid-v1.1.json"},
+    "marc_ja": {
+        "train": "marc_ja-v1.1/train-v1.1.json",
+        "validation": "marc_ja-v1.1/valid-v1.1.json",
+    },
     "jaqket_v2": {"train": "jaqket_v2/train.jsonl", "validation": "jaqket_v2/valid.jsonl"},
     "xlsum_ja": {"train": "xlsum_ja/train.jsonl", "test": "xlsum_ja/test.jsonl"},
     "xwinograd_ja": {"test": "xwinograd_ja/test.jsonl"},
@@ -61,8 +66,10 @@ def find_source(source_dir: Path, family: str, split: str) -> tuple[Path, str | 
     found = [(source_dir / release_file(family, split, r), r) for r in JGLUE_RELEASES]
     found = [(p, r) for p, r in found if p.is_file()]
     if len(found) > 1:
-        raise DataError(f"{source_dir}: both {found[0][0].relative_to(source_dir)} and "
-                        f"{found[1][0].relative_to(source_dir)}: keep one JGLUE release per task")
+        raise DataError(
+            f"{source_dir}: both {found[0][0].relative_to(source_dir)} and "
+            f"{found[1][0].relative_to(source_dir)}: keep one JGLUE release per task"
+        )
     return found[0] if found else None
 
 
@@ -71,11 +78,17 @@ def check_source_dir(source_dir: Path) -> None:
     for d in sorted(source_dir.glob("*-v*")):
         family, _, release = d.name.rpartition("-")
         if d.is_dir() and family in JGLUE_FOUR and release not in JGLUE_RELEASES:
-            raise DataError(f"{d}: JGLUE release '{release}' is not one jaflow reads ({list(JGLUE_RELEASES)})")
+            raise DataError(
+                f"{d}: JGLUE release '{release}' is not one jaflow reads ({list(JGLUE_RELEASES)})"
+            )
         if d.is_dir() and family in JGLUE_FOUR:
             for f in sorted(d.iterdir()):
-                if f.suffix == ".json" and f.name not in {f"{s}-{release}.json" for s in UPSTREAM_SPLIT.values()}:
-                    raise DataError(f"{f}: not a JGLUE {release} file name ({', '.join(f'{s}-{release}.json' for s in UPSTREAM_SPLIT.values())})")
+                if f.suffix == ".json" and f.name not in {
+                    f"{s}-{release}.json" for s in UPSTREAM_SPLIT.values()
+                }:
+                    raise DataError(
+                        f"{f}: not a JGLUE {release} file name ({', '.join(f'{s}-{release}.json' for s in UPSTREAM_SPLIT.values())})"
+                    )
 
 
 # Normalised fields each family's rows carry after `materialize`.
@@ -130,6 +143,7 @@ def _jsquad_rows(path: Path) -> Iterator[dict]:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
+
     def line_of(qid: str) -> int:
         pos = text.find(json.dumps(qid, ensure_ascii=False))
         return text.count("\n", 0, pos) + 1 if pos >= 0 else 1
@@ -144,11 +158,20 @@ def _jsquad_rows(path: Path) -> Iterator[dict]:
                 where = f"{where_p}.qas[{q}]"
                 if isinstance(qa, dict) and isinstance(qa.get("id"), str):
                     where = f"{path}:{line_of(qa['id'])}: {where_p.split(': ', 1)[1]}.qas[{q}] (id {qa['id']})"
-                answers = [_need(x, "text", f"{where}.answers") for x in _need(qa, "answers", where)]
+                answers = [
+                    _need(x, "text", f"{where}.answers") for x in _need(qa, "answers", where)
+                ]
                 if not answers or not all(isinstance(x, str) and x for x in answers):
-                    raise DataError(f"{where}: field 'answers' needs at least one non-empty answer text, got {answers!r}")
-                yield {"id": _need(qa, "id", where), "title": title, "context": context,
-                       "question": _need(qa, "question", where), "answers": answers}
+                    raise DataError(
+                        f"{where}: field 'answers' needs at least one non-empty answer text, got {answers!r}"
+                    )
+                yield {
+                    "id": _need(qa, "id", where),
+                    "title": title,
+                    "context": context,
+                    "question": _need(qa, "question", where),
+                    "answers": answers,
+                }
 
 
 def read_source(family: str, path: str | Path) -> list[dict]:
@@ -161,42 +184,79 @@ def read_source(family: str, path: str | Path) -> list[dict]:
     rows = []
     for i, (where, r) in enumerate(_json_lines(path)):
         if family == "jcommonsenseqa":
-            row = {"id": str(_need(r, "q_id", where)), "question": _need(r, "question", where),
-                   "choices": [_need(r, f"choice{k}", where) for k in range(JCQA_CHOICES)],
-                   "label": _index(_need(r, "label", where), JCQA_CHOICES, where)}
+            row = {
+                "id": str(_need(r, "q_id", where)),
+                "question": _need(r, "question", where),
+                "choices": [_need(r, f"choice{k}", where) for k in range(JCQA_CHOICES)],
+                "label": _index(_need(r, "label", where), JCQA_CHOICES, where),
+            }
         elif family == "jnli":
-            row = {"id": str(_need(r, "sentence_pair_id", where)), "premise": _need(r, "sentence1", where),
-                   "hypothesis": _need(r, "sentence2", where),
-                   "label": _label(_need(r, "label", where), JNLI_LABELS, where)}
+            row = {
+                "id": str(_need(r, "sentence_pair_id", where)),
+                "premise": _need(r, "sentence1", where),
+                "hypothesis": _need(r, "sentence2", where),
+                "label": _label(_need(r, "label", where), JNLI_LABELS, where),
+            }
         elif family == "marc_ja":
-            row = {"id": str(_need(r, "review_id", where)), "text": _need(r, "sentence", where),
-                   "label": _label(_need(r, "label", where), MARC_LABELS, where)}
+            row = {
+                "id": str(_need(r, "review_id", where)),
+                "text": _need(r, "sentence", where),
+                "label": _label(_need(r, "label", where), MARC_LABELS, where),
+            }
         elif family == "jaqket_v2":
             # kumapo's loader: the top JAQKET_TOP_K contexts; a question none of them answers is dropped
-            ctxs = [{"title": _need(c, "title", where), "text": _need(c, "text", where),
-                     "has_answer": bool(_need(c, "has_answer", where))}
-                    for c in _need(r, "ctxs", where)[:JAQKET_TOP_K]]
+            ctxs = [
+                {
+                    "title": _need(c, "title", where),
+                    "text": _need(c, "text", where),
+                    "has_answer": bool(_need(c, "has_answer", where)),
+                }
+                for c in _need(r, "ctxs", where)[:JAQKET_TOP_K]
+            ]
             answers = list(_need(r, "answers", where))
             if not answers or not all(isinstance(x, str) and x for x in answers):
-                raise DataError(f"{where}: field 'answers' needs at least one non-empty answer, got {answers!r}")
+                raise DataError(
+                    f"{where}: field 'answers' needs at least one non-empty answer, got {answers!r}"
+                )
             if not any(c["has_answer"] for c in ctxs):
                 continue
-            row = {"id": str(_need(r, "qid", where)), "question": _need(r, "question", where),
-                   "answers": answers, "ctxs": ctxs}
+            row = {
+                "id": str(_need(r, "qid", where)),
+                "question": _need(r, "question", where),
+                "answers": answers,
+                "ctxs": ctxs,
+            }
         elif family == "xlsum_ja":
-            row = {"id": str(r.get("id", i)), "text": _need(r, "text", where), "summary": _need(r, "summary", where)}
+            row = {
+                "id": str(r.get("id", i)),
+                "text": _need(r, "text", where),
+                "summary": _need(r, "summary", where),
+            }
         elif family == "xwinograd_ja":
-            row = {"id": str(r.get("id", i)), "sentence1": _need(r, "sentence1", where),
-                   "sentence2": _need(r, "sentence2", where),
-                   "answer": _index(_need(r, "answer", where), 3, where, "answer")}
+            row = {
+                "id": str(r.get("id", i)),
+                "sentence1": _need(r, "sentence1", where),
+                "sentence2": _need(r, "sentence2", where),
+                "answer": _index(_need(r, "answer", where), 3, where, "answer"),
+            }
             if row["answer"] == 0:
                 raise DataError(f"{where}: field 'answer' is 0, expected 1 or 2")
         elif family == "mgsm":
             number = _need(r, "answer_number", where)
-            if not isinstance(number, (int, float)) or isinstance(number, bool) or number != int(number):
-                raise DataError(f"{where}: field 'answer_number' is {number!r}, expected an integer")
-            row = {"id": str(r.get("id", i)), "question": _need(r, "question", where),
-                   "answer": r.get("answer") or "", "answer_number": int(number)}
+            if (
+                not isinstance(number, (int, float))
+                or isinstance(number, bool)
+                or number != int(number)
+            ):
+                raise DataError(
+                    f"{where}: field 'answer_number' is {number!r}, expected an integer"
+                )
+            row = {
+                "id": str(r.get("id", i)),
+                "question": _need(r, "question", where),
+                "answer": r.get("answer") or "",
+                "answer_number": int(number),
+            }
         else:
             raise DataError(f"{path}: unknown JGLUE family '{family}'")
         rows.append(row)
@@ -210,13 +270,18 @@ def download(url: str, sha256: str, dest: Path) -> Path:
             shutil.copyfileobj(r, f)
         digest = sha256_file(tmp)
         if digest != sha256:
-            raise DataError(f"jglue.urls: {url}: sha256 {digest} does not match the configured {sha256}")
+            raise DataError(
+                f"jglue.urls: {url}: sha256 {digest} does not match the configured {sha256}"
+            )
     return dest
 
 
-def materialize(out_dir: str | Path, source_dir: str | Path | None,
-                urls: dict[str, dict[str, dict[str, str]]] | None = None,
-                family_dirs: dict[str, str | Path] | None = None) -> dict[str, dict[str, int]]:
+def materialize(
+    out_dir: str | Path,
+    source_dir: str | Path | None,
+    urls: dict[str, dict[str, dict[str, str]]] | None = None,
+    family_dirs: dict[str, str | Path] | None = None,
+) -> dict[str, dict[str, int]]:
     """Write `<out_dir>/<family>/<split>.jsonl` for every family found; return row counts.
 
     `urls` is `{family: {split: {url, sha256}}}`; a URL replaces the file from `source_dir`.
@@ -242,7 +307,9 @@ def materialize(out_dir: str | Path, source_dir: str | Path | None,
                 spec = urls.get(family, {}).get(split)
                 release = None
                 if spec:
-                    path = download(spec["url"], spec["sha256"], tmp / ".downloads" / family / Path(rel).name)
+                    path = download(
+                        spec["url"], spec["sha256"], tmp / ".downloads" / family / Path(rel).name
+                    )
                     origin = spec["url"]
                     if family in JGLUE_FOUR:
                         release = next((r for r in JGLUE_RELEASES if r in spec["url"]), None)
@@ -251,7 +318,9 @@ def materialize(out_dir: str | Path, source_dir: str | Path | None,
                     if not path.is_file():
                         raise DataError(f"{path}: {family} file missing from {family_dirs[family]}")
                     origin, release = f"{family} (rebuilt)", "v1.1"
-                elif source is not None and (found := find_source(source, family, split)) is not None:
+                elif (
+                    source is not None and (found := find_source(source, family, split)) is not None
+                ):
                     path, release = found
                     origin = str(path.relative_to(source))
                 else:
@@ -262,18 +331,33 @@ def materialize(out_dir: str | Path, source_dir: str | Path | None,
                 out.write_text(dumps_jsonl(rows), encoding="utf-8")
                 counts.setdefault(family, {})[split] = len(rows)
                 provenance.setdefault(family, {})[split] = {
-                    "source": origin, "release": release, "source_sha256": sha256_file(path),
-                    "sha256": sha256_file(out), "rows": len(rows)}
-                log.info("jglue data: %s/%s <- %s (%s, %d rows)", family, split, origin, release or "-", len(rows))
+                    "source": origin,
+                    "release": release,
+                    "source_sha256": sha256_file(path),
+                    "sha256": sha256_file(out),
+                    "rows": len(rows),
+                }
+                log.info(
+                    "jglue data: %s/%s <- %s (%s, %d rows)",
+                    family,
+                    split,
+                    origin,
+                    release or "-",
+                    len(rows),
+                )
         if not counts:
-            raise DataError(f"jglue data: no JGLUE file found in {source} (expected e.g. "
-                            f"{SOURCE_FILES['jcommonsenseqa']['validation']} or its v1.3 name) and no jglue.urls")
+            raise DataError(
+                f"jglue data: no JGLUE file found in {source} (expected e.g. "
+                f"{SOURCE_FILES['jcommonsenseqa']['validation']} or its v1.3 name) and no jglue.urls"
+            )
         releases = {p["release"] for f in provenance.values() for p in f.values() if p["release"]}
         if len(releases) > 1:
             log.warning("jglue data: JGLUE releases mixed across tasks: %s", sorted(releases))
         shutil.rmtree(tmp / ".downloads", ignore_errors=True)
         (tmp / "counts.json").write_text(json.dumps(counts, indent=2) + "\n")
-        (tmp / "provenance.json").write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
+        (tmp / "provenance.json").write_text(
+            json.dumps(provenance, indent=2, sort_keys=True) + "\n"
+        )
     return counts
 
 

@@ -13,9 +13,13 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 # jp-stable's remove_punc: Japanese full-width punctuation plus ASCII punctuation.
-PUNCT = set("！？｡。＂＃＄％＆＇（）＊＋，－／：；＜＝＞＠［＼］＾＿｀｛｜｝～｟｠｢｣､、〃》「」『』【】〔〕〖〗〘〙〚〛〜〝〞〟〰〾〿–—‘’‛“”„‟…‧﹏.")
+PUNCT = set(
+    "！？｡。＂＃＄％＆＇（）＊＋，－／：；＜＝＞＠［＼］＾＿｀｛｜｝～｟｠｢｣､、〃》「」『』【】〔〕〖〗〘〙〚〛〜〝〞〟〰〾〿–—‘’‛“”„‟…‧﹏."
+)
 PUNCT |= set(string.punctuation)
-EMOJI_RE = re.compile("[\U0001F600-\U0001F64F\U0001F300-\U0001F5FF\U0001F680-\U0001F6FF\U0001F1E0-\U0001F1FF\U00002702-\U000027B0]+")
+EMOJI_RE = re.compile(
+    "[\U0001f600-\U0001f64f\U0001f300-\U0001f5ff\U0001f680-\U0001f6ff\U0001f1e0-\U0001f1ff\U00002702-\U000027b0]+"
+)
 NUMBER_RE = re.compile(r"(\-?[0-9\.\,]+)")
 CARD_SCALE = {"exact_match": 100.0, "f1": 100.0, "rouge2": 100.0}
 

@@ -39,7 +39,7 @@ JP_STABLE_MAX_GEN_TOKS = 256
 
 def jp_stable_left_cut(ids: list[int], max_gen_toks: int, max_length: int) -> list[int]:
     """jp-stable's context truncation `ids[max_gen_toks - max_length:]`, as it slices."""
-    return ids[max_gen_toks - max_length:]
+    return ids[max_gen_toks - max_length :]
 
 
 def cut_at_stops(text: str, until: list[str]) -> str:
@@ -52,11 +52,19 @@ def cut_at_stops(text: str, until: list[str]) -> str:
 class JpStableLM(HFLM):
     """lm-eval's HF model with jp-stable's tokenization and generation (module docstring)."""
 
-    def __init__(self, *args: Any, harness: str = "hf-causal", task_harness: dict[str, str] | None = None,
-                 gen_batch_size: int = 1, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        harness: str = "hf-causal",
+        task_harness: dict[str, str] | None = None,
+        gen_batch_size: int = 1,
+        **kwargs: Any,
+    ):
         for h in [harness, *(task_harness or {}).values()]:
             if h not in HARNESSES:
-                raise ConfigError(f"jglue.harness: '{h}' is not a jp-stable harness (one of {list(HARNESSES)})")
+                raise ConfigError(
+                    f"jglue.harness: '{h}' is not a jp-stable harness (one of {list(HARNESSES)})"
+                )
         kwargs.setdefault("backend", "causal")
         super().__init__(*args, **kwargs)
         self.harness = harness
@@ -67,7 +75,9 @@ class JpStableLM(HFLM):
 
     def jp_decode(self, ids: list[int], skip_special_tokens: bool) -> str:
         """Decoded text as transformers 4 gave it to jp-stable."""
-        text = self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens, clean_up_tokenization_spaces=False)
+        text = self.tokenizer.decode(
+            ids, skip_special_tokens=skip_special_tokens, clean_up_tokenization_spaces=False
+        )
         return self.tokenizer.clean_up_tokenization(text) if self.cleanup else text
 
     # -- tokenization -------------------------------------------------------------------------
@@ -76,8 +86,13 @@ class JpStableLM(HFLM):
     def prefix_token_id(self) -> int:
         return self.tokenizer.eos_token_id  # jp-stable: an empty context is EOT
 
-    def tok_encode(self, string: str, add_special_tokens: bool | None = None, left_truncate_len: int | None = None,
-                   **kwargs: Any) -> list[int]:
+    def tok_encode(
+        self,
+        string: str,
+        add_special_tokens: bool | None = None,
+        left_truncate_len: int | None = None,
+        **kwargs: Any,
+    ) -> list[int]:
         ids = self.tokenizer.encode(string, add_special_tokens=False)
         return ids[-left_truncate_len:] if left_truncate_len else ids
 
@@ -125,10 +140,17 @@ class JpStableLM(HFLM):
                 ctx = jp_stable_left_cut(self.tok_encode(context), max_gen, self.max_length)
                 ids = torch.tensor([ctx], dtype=torch.long, device=self.device)
                 with torch.no_grad():
-                    gen_ids = self.model.generate(ids, attention_mask=torch.ones_like(ids),
-                                                  max_length=ids.shape[1] + max_gen, eos_token_id=primary,
-                                                  pad_token_id=primary, do_sample=False)
-                text = self.jp_decode(gen_ids[0].tolist()[ids.shape[1]:], skip_special_tokens=False)
+                    gen_ids = self.model.generate(
+                        ids,
+                        attention_mask=torch.ones_like(ids),
+                        max_length=ids.shape[1] + max_gen,
+                        eos_token_id=primary,
+                        pad_token_id=primary,
+                        do_sample=False,
+                    )
+                text = self.jp_decode(
+                    gen_ids[0].tolist()[ids.shape[1] :], skip_special_tokens=False
+                )
                 res[key] = cut_at_stops(text, until)
             out.append(res[key])
         return out
@@ -159,18 +181,26 @@ class JpStableLM(HFLM):
         tok = self.tokenizer
         pad = tok.eos_token_id  # jp-stable sets pad = eos and pads on the left
         for start in range(0, len(keys), self.gen_batch_size):
-            contexts = [c for _, c in keys[start:start + self.gen_batch_size]]
+            contexts = [c for _, c in keys[start : start + self.gen_batch_size]]
             until = self._until(first_gen[contexts[0]]) + ([eos] if eos else [])
             encoded = [self.tok_encode(c) for c in contexts]
             full_len = max(len(e) for e in encoded)
             ids = torch.tensor([[pad] * (full_len - len(e)) + e for e in encoded], dtype=torch.long)
-            mask = torch.tensor([[0] * (full_len - len(e)) + [1] * len(e) for e in encoded], dtype=torch.long)
-            input_ids = ids[:, max_gen - self.max_length:].to(self.device)
-            mask = mask[:, max_gen - self.max_length:].to(self.device)
+            mask = torch.tensor(
+                [[0] * (full_len - len(e)) + [1] * len(e) for e in encoded], dtype=torch.long
+            )
+            input_ids = ids[:, max_gen - self.max_length :].to(self.device)
+            mask = mask[:, max_gen - self.max_length :].to(self.device)
             criteria = stop_sequences_criteria(tok, until, input_ids.shape[1], input_ids.shape[0])
             with torch.no_grad():
-                gen_ids = self.model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_gen,
-                                              stopping_criteria=criteria, do_sample=False, pad_token_id=pad)
+                gen_ids = self.model.generate(
+                    input_ids=input_ids,
+                    attention_mask=mask,
+                    max_new_tokens=max_gen,
+                    stopping_criteria=criteria,
+                    do_sample=False,
+                    pad_token_id=pad,
+                )
             texts = self.decode_experimental(gen_ids[:, full_len:].tolist())
             for c, text in zip(contexts, texts, strict=True):
                 res[c] = cut_at_stops(text, until)

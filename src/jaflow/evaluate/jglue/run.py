@@ -42,8 +42,20 @@ from jaflow.io import atomic_path, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 TASKS_DIR = Path(__file__).resolve().parents[4] / "workflow" / "tasks"
-SCORE_COLUMNS = ["model", "suite", "task", "task_version", "template", "harness", "num_fewshot", "metric", "value",
-                 "stderr", "n", "card_value"]
+SCORE_COLUMNS = [
+    "model",
+    "suite",
+    "task",
+    "task_version",
+    "template",
+    "harness",
+    "num_fewshot",
+    "metric",
+    "value",
+    "stderr",
+    "n",
+    "card_value",
+]
 
 
 def resolve_task(entry: dict[str, Any]) -> str:
@@ -53,11 +65,15 @@ def resolve_task(entry: dict[str, Any]) -> str:
         return entry["task"]
     name = task_name(entry["task"], entry.get("version"), entry.get("template"))
     if name not in TEMPLATES:
-        raise ConfigError(f"jglue: no jp-stable task '{name}' for {entry} (known: {sorted(TEMPLATES)})")
+        raise ConfigError(
+            f"jglue: no jp-stable task '{name}' for {entry} (known: {sorted(TEMPLATES)})"
+        )
     return name
 
 
-def task_spec(entry: dict[str, Any], data_dir: str | Path, tasks_dir: Path = TASKS_DIR) -> str | dict[str, Any]:
+def task_spec(
+    entry: dict[str, Any], data_dir: str | Path, tasks_dir: Path = TASKS_DIR
+) -> str | dict[str, Any]:
     """What simple_evaluate gets for one suite entry: a jp-stable task's full config with its
     data files pointed at `data_dir` and the entry's few-shot count, or a plain task name."""
     from lm_eval.tasks._yaml_loader import load_yaml
@@ -80,11 +96,17 @@ def task_spec(entry: dict[str, Any], data_dir: str | Path, tasks_dir: Path = TAS
 
 def model_args(hf: dict[str, Any]) -> dict[str, Any]:
     """lm-eval HF model arguments from `graph.hf_args(model)` (the tokenizer is loaded by jaflow)."""
-    args = {"pretrained": hf["pretrained"], "tokenizer": hf["tokenizer"] or hf["pretrained"],
-            "use_fast_tokenizer": hf["use_fast"], "dtype": hf["dtype"] or "auto",
-            "trust_remote_code": hf["trust_remote_code"]}
+    args = {
+        "pretrained": hf["pretrained"],
+        "tokenizer": hf["tokenizer"] or hf["pretrained"],
+        "use_fast_tokenizer": hf["use_fast"],
+        "dtype": hf["dtype"] or "auto",
+        "trust_remote_code": hf["trust_remote_code"],
+    }
     if hf["peft"]:
         args["peft"] = hf["peft"]
+    if hf.get("revision"):  # a hub base pinned in the config
+        args["revision"] = hf["revision"]
     return args
 
 
@@ -92,21 +114,35 @@ def entry_harness(entry: dict[str, Any], default: str) -> str:
     """The harness of a suite entry: its own `harness`, else `jglue.harness`."""
     harness = entry.get("harness") or default
     if harness not in ALL_HARNESSES:
-        raise ConfigError(f"jglue.harness: unknown harness '{harness}' (one of {list(ALL_HARNESSES)})")
+        raise ConfigError(
+            f"jglue.harness: unknown harness '{harness}' (one of {list(ALL_HARNESSES)})"
+        )
     return harness
 
 
-def build_model(hf: dict[str, Any], harnesses: dict[str, str], default: str, *, batch_size: int | str,
-                loglikelihood_batch_size: int, max_length: int | None, device: str):
+def build_model(
+    hf: dict[str, Any],
+    harnesses: dict[str, str],
+    default: str,
+    *,
+    batch_size: int | str,
+    loglikelihood_batch_size: int,
+    max_length: int | None,
+    device: str,
+):
     """The lm-eval model of a run: `JpStableLM` (jp-stable's tokenization and generation) or lm-eval's
     own HFLM (`harness: lm-eval`), with jaflow's tokenizer (slow sentencepiece for `use_fast: false`)."""
     from jaflow.hf import load_tokenizer
 
     kinds = {h == "lm-eval" for h in [default, *harnesses.values()]}
     if len(kinds) > 1:
-        raise ConfigError(f"jglue.harness: one suite cannot mix lm-eval with jp-stable harnesses ({harnesses})")
+        raise ConfigError(
+            f"jglue.harness: one suite cannot mix lm-eval with jp-stable harnesses ({harnesses})"
+        )
     margs = model_args(hf)
-    kwargs: dict[str, Any] = {k: v for k, v in margs.items() if k not in ("tokenizer", "use_fast_tokenizer")}
+    kwargs: dict[str, Any] = {
+        k: v for k, v in margs.items() if k not in ("tokenizer", "use_fast_tokenizer")
+    }
     kwargs.update(tokenizer=load_tokenizer(hf), device=device)
     if max_length:
         kwargs["max_length"] = max_length
@@ -115,12 +151,19 @@ def build_model(hf: dict[str, Any], harnesses: dict[str, str], default: str, *, 
 
         return HFLM(batch_size=batch_size, **kwargs)
     if batch_size == "auto":
-        raise ConfigError("jglue.batch_size: 'auto' is only for harness lm-eval (jp-stable's batches are fixed)")
+        raise ConfigError(
+            "jglue.batch_size: 'auto' is only for harness lm-eval (jp-stable's batches are fixed)"
+        )
     from jaflow.evaluate.jglue.model import JpStableLM
 
     jp_default = default if default != "lm-eval" else "hf-causal"
-    return JpStableLM(batch_size=loglikelihood_batch_size, harness=jp_default, task_harness=harnesses,
-                      gen_batch_size=int(batch_size), **kwargs)
+    return JpStableLM(
+        batch_size=loglikelihood_batch_size,
+        harness=jp_default,
+        task_harness=harnesses,
+        gen_batch_size=int(batch_size),
+        **kwargs,
+    )
 
 
 def _num(x: Any) -> float | None:
@@ -131,8 +174,13 @@ def _num(x: Any) -> float | None:
     return None if math.isnan(v) else v
 
 
-def tidy_scores(model: str, suite: str, results: dict[str, Any], entries: dict[str, dict[str, Any]],
-                harnesses: dict[str, str]) -> list[dict[str, Any]]:
+def tidy_scores(
+    model: str,
+    suite: str,
+    results: dict[str, Any],
+    entries: dict[str, dict[str, Any]],
+    harnesses: dict[str, str],
+) -> list[dict[str, Any]]:
     """scores.csv rows from lm-eval's results dict."""
     rows = []
     for task, res in results["results"].items():
@@ -148,15 +196,26 @@ def tidy_scores(model: str, suite: str, results: dict[str, Any], entries: dict[s
                 continue
             stderr = _num(res.get(f"{metric}_stderr,{filt}"))
             scale = CARD_SCALE.get(metric, 1.0) if spec is not None else 1.0
-            rows.append({
-                "model": model, "suite": suite, "task": spec.family if spec else task,
-                "task_version": (spec.version or "") if spec else str(results.get("versions", {}).get(task, "")),
-                "template": (spec.template or "") if spec else "", "harness": harnesses.get(task, ""),
-                "num_fewshot": entries.get(task, {}).get("num_fewshot", cfg.get("num_fewshot")) or 0,
-                # lm-eval's filters (gsm8k: strict-match, flexible-extract) stay apart.
-                "metric": metric if filt == "none" else f"{metric},{filt}", "value": value, "stderr": "" if stderr is None else stderr, "n": n,
-                "card_value": value * scale,
-            })
+            rows.append(
+                {
+                    "model": model,
+                    "suite": suite,
+                    "task": spec.family if spec else task,
+                    "task_version": (spec.version or "")
+                    if spec
+                    else str(results.get("versions", {}).get(task, "")),
+                    "template": (spec.template or "") if spec else "",
+                    "harness": harnesses.get(task, ""),
+                    "num_fewshot": entries.get(task, {}).get("num_fewshot", cfg.get("num_fewshot"))
+                    or 0,
+                    # lm-eval's filters (gsm8k: strict-match, flexible-extract) stay apart.
+                    "metric": metric if filt == "none" else f"{metric},{filt}",
+                    "value": value,
+                    "stderr": "" if stderr is None else stderr,
+                    "n": n,
+                    "card_value": value * scale,
+                }
+            )
     return rows
 
 
@@ -170,8 +229,18 @@ def write_scores(path: str | Path, rows: list[dict[str, Any]]) -> None:
 
 
 # lm-eval results fields that describe the host and the moment, not the scores (-> run_info.json)
-HOST_FIELDS = ("date", "start_time", "end_time", "total_evaluation_time_seconds", "pretty_env_info", "git_hash",
-               "upper_git_hash", "model_source", "model_name", "model_name_sanitized")
+HOST_FIELDS = (
+    "date",
+    "start_time",
+    "end_time",
+    "total_evaluation_time_seconds",
+    "pretty_env_info",
+    "git_hash",
+    "upper_git_hash",
+    "model_source",
+    "model_name",
+    "model_name_sanitized",
+)
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
@@ -213,8 +282,13 @@ def used_sources(data_dir: str | Path, specs: list[str | dict[str, Any]]) -> dic
     return out
 
 
-def cache_key(hf: dict[str, Any], tasks: list[dict[str, Any]], data_dir: str | Path, tasks_dir: Path,
-              settings: dict[str, Any]) -> str:
+def cache_key(
+    hf: dict[str, Any],
+    tasks: list[dict[str, Any]],
+    data_dir: str | Path,
+    tasks_dir: Path,
+    settings: dict[str, Any],
+) -> str:
     """Content hash of everything an evaluation's numbers depend on: the model's content identity
     (`jaflow.provenance.model_identity`), the data files' sha256, the resolved tasks with their YAMLs,
     the settings and the code versions; never a model name or path."""
@@ -227,10 +301,12 @@ def cache_key(hf: dict[str, Any], tasks: list[dict[str, Any]], data_dir: str | P
     key = {
         "model": model_identity(hf)["sha256"],
         "loading": {k: hf[k] for k in ("use_fast", "trust_remote_code", "dtype")},
-        "tasks": [{k: v for k, v in t.items() if k != "metric"} for t in tasks], "resolved": names,
+        "tasks": [{k: v for k, v in t.items() if k != "metric"} for t in tasks],
+        "resolved": names,
         "data": data_hashes(specs),
         "yamls": {n: sha256_file(tasks_dir / f"{n}.yaml") for n in names if n in TEMPLATES},
-        "code": sha256_file(Path(__file__).with_name("model.py")), "settings": settings,
+        "code": sha256_file(Path(__file__).with_name("model.py")),
+        "settings": settings,
         "lm_eval": lm_eval.__version__,
     }
     return digest(key)
@@ -247,20 +323,52 @@ def _copy_cached(src: Path, out_dir: Path, model: str, suite: str) -> list[dict[
     return rows
 
 
-def evaluate_suite(*, model: str, hf: dict[str, Any], tasks: list[dict[str, Any]], data_dir: str | Path,
-                   out_dir: str | Path, suite: str, harness: str, seed: int, limit: int | None = None,
-                   batch_size: int | str = 1, loglikelihood_batch_size: int = 1, max_length: int | None = None,
-                   device: str | None = None, tasks_dir: Path = TASKS_DIR,
-                   cache_dir: str | Path | None = None) -> list[dict[str, Any]]:
+def evaluate_suite(
+    *,
+    model: str,
+    hf: dict[str, Any],
+    tasks: list[dict[str, Any]],
+    data_dir: str | Path,
+    out_dir: str | Path,
+    suite: str,
+    harness: str,
+    seed: int,
+    limit: int | None = None,
+    batch_size: int | str = 1,
+    loglikelihood_batch_size: int = 1,
+    max_length: int | None = None,
+    device: str | None = None,
+    tasks_dir: Path = TASKS_DIR,
+    cache_dir: str | Path | None = None,
+) -> list[dict[str, Any]]:
     """Evaluate `tasks` (suite entries) on one model; write results.json (byte-reproducible),
     run_info.json (host and timing), samples and scores.csv."""
     out_dir = Path(out_dir)
-    run = dict(model=model, hf=hf, tasks=tasks, data_dir=data_dir, out_dir=out_dir, suite=suite, harness=harness,
-               seed=seed, limit=limit, batch_size=batch_size, loglikelihood_batch_size=loglikelihood_batch_size,
-               max_length=max_length, device=device, tasks_dir=tasks_dir)
+    run = dict(
+        model=model,
+        hf=hf,
+        tasks=tasks,
+        data_dir=data_dir,
+        out_dir=out_dir,
+        suite=suite,
+        harness=harness,
+        seed=seed,
+        limit=limit,
+        batch_size=batch_size,
+        loglikelihood_batch_size=loglikelihood_batch_size,
+        max_length=max_length,
+        device=device,
+        tasks_dir=tasks_dir,
+    )
     if cache_dir:
-        settings = {"seed": seed, "limit": limit, "harness": harness, "batch_size": batch_size,
-                    "loglikelihood_batch_size": loglikelihood_batch_size, "max_length": max_length}
+        settings = {
+            "seed": seed,
+            "limit": limit,
+            "harness": harness,
+            "batch_size": batch_size,
+            "loglikelihood_batch_size": loglikelihood_batch_size,
+            "max_length": max_length,
+        }
         cached = Path(cache_dir).expanduser() / cache_key(hf, tasks, data_dir, tasks_dir, settings)
         if (cached / "scores.csv").is_file():
             log.info("jglue: %s: reusing the cached evaluation %s", model, cached)
@@ -282,8 +390,12 @@ def evaluate_suite(*, model: str, hf: dict[str, Any], tasks: list[dict[str, Any]
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    meta = {"pretrained": hf["pretrained"], "tokenizer": hf["tokenizer"] or hf["pretrained"],
-            "use_fast": hf["use_fast"], "trust_remote_code": hf["trust_remote_code"]}
+    meta = {
+        "pretrained": hf["pretrained"],
+        "tokenizer": hf["tokenizer"] or hf["pretrained"],
+        "use_fast": hf["use_fast"],
+        "trust_remote_code": hf["trust_remote_code"],
+    }
     manager = TaskManager(include_path=str(tasks_dir), include_defaults=False, metadata=dict(meta))
     if any(isinstance(s, str) and s not in manager.all_tasks for s in specs):
         # lm-eval's own catalogue (most of a minute to index), only when a suite names one of its tasks
@@ -299,33 +411,71 @@ def evaluate_suite(*, model: str, hf: dict[str, Any], tasks: list[dict[str, Any]
             if entry.get("num_fewshot") is not None:
                 task.set_config(key="num_fewshot", value=entry["num_fewshot"])
         loaded.extend(built.values())
-    lm = build_model(hf, {n: h for n, h in harnesses.items() if entries[n].get("harness")}, harness,
-                     batch_size=batch_size, loglikelihood_batch_size=loglikelihood_batch_size,
-                     max_length=max_length, device=device)
+    lm = build_model(
+        hf,
+        {n: h for n, h in harnesses.items() if entries[n].get("harness")},
+        harness,
+        batch_size=batch_size,
+        loglikelihood_batch_size=loglikelihood_batch_size,
+        max_length=max_length,
+        device=device,
+    )
     fewshot = {t["task"]: t.get("num_fewshot") for t in tasks}
-    log.info("jglue: %s on %s (harness %s, batch size %s, log-likelihood batch %s, seed %s, limit %s): %s",
-             list(entries), model, harnesses, batch_size, loglikelihood_batch_size, seed, limit, fewshot)
+    log.info(
+        "jglue: %s on %s (harness %s, batch size %s, log-likelihood batch %s, seed %s, limit %s): %s",
+        list(entries),
+        model,
+        harnesses,
+        batch_size,
+        loglikelihood_batch_size,
+        seed,
+        limit,
+        fewshot,
+    )
     out = lm_eval.simple_evaluate(
-        model=lm, tasks=loaded, task_manager=manager, batch_size=batch_size, device=device, limit=limit,
-        log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
-        fewshot_random_seed=seed, bootstrap_iters=1000,
+        model=lm,
+        tasks=loaded,
+        task_manager=manager,
+        batch_size=batch_size,
+        device=device,
+        limit=limit,
+        log_samples=True,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+        bootstrap_iters=1000,
     )
     samples = out.pop("samples", {})
     host = {k: out.pop(k) for k in HOST_FIELDS if k in out}
     # content only (no model or suite name: scores.csv carries those), so a cached copy is byte-identical
-    out["jaflow"] = {"model_identity": model_identity(hf),
-                     "loading": {k: hf[k] for k in ("use_fast", "trust_remote_code", "dtype")},
-                     "harness": harnesses, "batch_size": batch_size,
-                     "loglikelihood_batch_size": loglikelihood_batch_size, "seed": seed, "limit": limit,
-                     "max_length": max_length, "suite_tasks": tasks, "data_sha256": data_hashes(specs),
-                     "data_sources": used_sources(data_dir, specs)}
-    roots = {str(Path(data_dir).resolve()): "<data>", str(Path(tasks_dir).resolve()): "<tasks>",
-             str(Path.cwd().resolve()): "."}
+    out["jaflow"] = {
+        "model_identity": model_identity(hf),
+        "loading": {k: hf[k] for k in ("use_fast", "trust_remote_code", "dtype")},
+        "harness": harnesses,
+        "batch_size": batch_size,
+        "loglikelihood_batch_size": loglikelihood_batch_size,
+        "seed": seed,
+        "limit": limit,
+        "max_length": max_length,
+        "suite_tasks": tasks,
+        "data_sha256": data_hashes(specs),
+        "data_sources": used_sources(data_dir, specs),
+    }
+    roots = {
+        str(Path(data_dir).resolve()): "<data>",
+        str(Path(tasks_dir).resolve()): "<tasks>",
+        str(Path.cwd().resolve()): ".",
+    }
     rows = tidy_scores(model, suite, out, entries, harnesses)
     for task, docs in samples.items():
         with atomic_path(out_dir / f"samples_{task}.jsonl") as tmp:
-            tmp.write_text("".join(json.dumps(reproducible(d, roots), ensure_ascii=False) + "\n" for d in docs),
-                           encoding="utf-8")
+            tmp.write_text(
+                "".join(
+                    json.dumps(reproducible(d, roots), ensure_ascii=False) + "\n" for d in docs
+                ),
+                encoding="utf-8",
+            )
     write_json(out_dir / "results.json", reproducible(out, roots))
     write_json(out_dir / "run_info.json", reproducible(host, roots))
     write_scores(out_dir / "scores.csv", rows)

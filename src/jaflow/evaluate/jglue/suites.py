@@ -41,7 +41,9 @@ BUILTIN_SUITES["jglue8"] = [
 ]
 
 
-def jglue_suite_tasks(jglue: dict[str, Any], suite: str, template: str | None = None) -> list[dict[str, Any]]:
+def jglue_suite_tasks(
+    jglue: dict[str, Any], suite: str, template: str | None = None
+) -> list[dict[str, Any]]:
     """The task list of a suite: config overrides first, then the built-in ones."""
     tasks = jglue["suites"].get(suite) or BUILTIN_SUITES.get(suite)
     if tasks is None:
@@ -49,4 +51,6 @@ def jglue_suite_tasks(jglue: dict[str, Any], suite: str, template: str | None = 
         raise ConfigError(f"jglue.runs: unknown suite '{suite}' (known: {known})")
     default_template = template or jglue["template"]
     base = {"template": default_template, "metric": None, "harness": None, "system_prompt": None}
-    return [dict(base, **{k: v for k, v in t.items() if v is not None or k == "version"}) for t in tasks]
+    return [
+        dict(base, **{k: v for k, v in t.items() if v is not None or k == "version"}) for t in tasks
+    ]

@@ -40,7 +40,9 @@ def jp_stable_order(n: int) -> tuple[list[int], random.Random]:
     return order, rnd
 
 
-def stratified_sample(docs: Sequence[dict], k: int, rnd: random.Random, stratum: Callable[[dict], str]) -> list[dict]:
+def stratified_sample(
+    docs: Sequence[dict], k: int, rnd: random.Random, stratum: Callable[[dict], str]
+) -> list[dict]:
     """jp-stable's `_stratified_fewshot_examples`: k examples in the pool's label ratios."""
     by_target: dict[str, list[dict]] = {}
     for d in docs:
@@ -62,7 +64,9 @@ class JpStableSampler(ContextSampler):
 
     trace: list[list[str]] | None = None
 
-    def __init__(self, df=None, *, n_eval: int = 0, stratum: Callable[[dict], str] | None = None, **kwargs):
+    def __init__(
+        self, df=None, *, n_eval: int = 0, stratum: Callable[[dict], str] | None = None, **kwargs
+    ):
         super().__init__(df, rnd=None, **kwargs)
         self.n_eval, self.stratum = n_eval, stratum
         self.set_rnd(None)
@@ -76,8 +80,11 @@ class JpStableSampler(ContextSampler):
         if n == 0:
             return []
         docs = self.fewshot_docs()
-        drawn = stratified_sample(docs, n, self.rnd, self.stratum) if self.stratum is not None else self.rnd.sample(
-            docs, n)
+        drawn = (
+            stratified_sample(docs, n, self.rnd, self.stratum)
+            if self.stratum is not None
+            else self.rnd.sample(docs, n)
+        )
         if self.trace is not None:
             self.trace.append([str(d["id"]) for d in drawn])
         return drawn
@@ -93,7 +100,9 @@ class JpStableTask(ConfigurableTask):
         fewshot = self.fewshot_docs()
         if fewshot is not None:
             stratum = self.spec.target if self.spec.stratified else None
-            self.sampler = JpStableSampler(list(fewshot), n_eval=len(self.eval_docs), stratum=stratum)
+            self.sampler = JpStableSampler(
+                list(fewshot), n_eval=len(self.eval_docs), stratum=stratum
+            )
 
     def _ordered(self, docs):
         if docs is None:
@@ -119,8 +128,14 @@ class JpStableTask(ConfigurableTask):
             return None
         from jaflow.hf import load_tokenizer
 
-        return load_tokenizer({"pretrained": meta["pretrained"], "tokenizer": meta["tokenizer"],
-                               "use_fast": meta["use_fast"], "trust_remote_code": meta["trust_remote_code"]})
+        return load_tokenizer(
+            {
+                "pretrained": meta["pretrained"],
+                "tokenizer": meta["tokenizer"],
+                "use_fast": meta["use_fast"],
+                "trust_remote_code": meta["trust_remote_code"],
+            }
+        )
 
     def max_gen_toks(self, doc: dict) -> int | None:
         """jp-stable's per-document generation cap, or None to keep the YAML's."""
@@ -143,7 +158,10 @@ class JpStableTask(ConfigurableTask):
         if (n := self.max_gen_toks(doc)) is not None:
             gen["max_gen_toks"] = max(1, n)
         if self.spec.stop_eos_first and self._tokenizer is not None and self._tokenizer.eos_token:
-            gen["until"] = [self._tokenizer.eos_token, *gen["until"]]  # jp-stable's MGSM: [eos, "\n"]
+            gen["until"] = [
+                self._tokenizer.eos_token,
+                *gen["until"],
+            ]  # jp-stable's MGSM: [eos, "\n"]
         req.arguments = (context, gen)
         return req
 
@@ -155,7 +173,10 @@ def process_results(spec: TaskTemplate, doc: dict, results: list) -> dict[str, A
     if spec.kind == "gen":
         out = results[0]
         if spec.family in ("jsquad", "jaqket_v2"):
-            return {"exact_match": metrics.exact_match(out, doc["answers"]), "f1": metrics.f1(out, doc["answers"])}
+            return {
+                "exact_match": metrics.exact_match(out, doc["answers"]),
+                "f1": metrics.f1(out, doc["answers"]),
+            }
         if spec.family == "xlsum_ja":
             return {"rouge2": metrics.rouge2(out, doc["summary"])}
         return {"acc": float(metrics.last_number(out) == doc["answer_number"])}
@@ -177,9 +198,11 @@ def process_results(spec: TaskTemplate, doc: dict, results: list) -> dict[str, A
 def hooks_for(spec: TaskTemplate) -> dict[str, Callable]:
     """The functions a task YAML names, keyed by hook."""
     if spec.kind == "mc":
+
         def target(d):
             return int(d["label"])
     elif spec.kind == "winograd":
+
         def target(d):
             return int(d["answer"]) - 1
     else:
@@ -201,8 +224,12 @@ def hooks_for(spec: TaskTemplate) -> dict[str, Callable]:
 
 def exported_hooks() -> dict[str, Any]:
     """Everything `workflow/tasks/jglue_utils.py` exports: `<task>__<hook>` and the class."""
-    out: dict[str, Any] = {"JpStableTask": JpStableTask, "balanced_mean": metrics.balanced_mean,
-                           "macro_f1": metrics.macro_f1, "mcc": metrics.mcc}
+    out: dict[str, Any] = {
+        "JpStableTask": JpStableTask,
+        "balanced_mean": metrics.balanced_mean,
+        "macro_f1": metrics.macro_f1,
+        "mcc": metrics.mcc,
+    }
     for name, spec in TEMPLATES.items():
         for hook, fn in hooks_for(spec).items():
             out[f"{py_name(name)}__{hook}"] = fn

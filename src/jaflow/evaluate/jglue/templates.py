@@ -20,7 +20,9 @@ from jaflow.errors import ConfigError
 Doc = dict[str, Any]
 
 ALPACA_DESC = "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。\n\n"
-LLAMA2_SYSTEM = "あなたは役立つアシスタントです。"  # jp-stable's default SYSTEM_PROMPT since 2023-11-09
+LLAMA2_SYSTEM = (
+    "あなたは役立つアシスタントです。"  # jp-stable's default SYSTEM_PROMPT since 2023-11-09
+)
 # ... and before (Llama 2's own default), e.g. at c10a2b8, the last commit with jnli-1.1
 LLAMA2_SYSTEM_EN = (
     "You are a helpful, respectful and honest assistant. Always answer as helpfully as possible, while being safe.  "
@@ -69,7 +71,9 @@ class TaskTemplate:
     kind: str  # "mc" | "gen" | "winograd"
     choices: tuple[str, ...] | None = None
     stop: tuple[str, ...] = ("\n",)
-    fewshot_text: Callable[[Doc], str] | None = None  # jaqket: examples show only the answering context
+    fewshot_text: Callable[[Doc], str] | None = (
+        None  # jaqket: examples show only the answering context
+    )
     stratified: bool = False  # few-shot balanced by label (jnli 1.3)
     balanced_metrics: bool = False  # balanced_acc, mcc, macro_f1 (jnli 1.3, marc_ja)
     eval_split: str = "validation"
@@ -93,12 +97,16 @@ def _jsquad(version: str, template: str) -> TaskTemplate:
     titled = version == "1.2"
     instr = "与えられた文脈から、質問に対する答えを抜き出してください。"
     if template == "0.2":
-        desc = ("質問に対する回答を題名と文章から一言で抽出してください。回答は名詞で答えてください。\n\n" if titled
-                else "質問に対する回答を文章から一言で抽出してください。回答は名詞で答えてください。\n\n")
+        desc = (
+            "質問に対する回答を題名と文章から一言で抽出してください。回答は名詞で答えてください。\n\n"
+            if titled
+            else "質問に対する回答を文章から一言で抽出してください。回答は名詞で答えてください。\n\n"
+        )
 
         def text(d):
             head = f"題名:{d['title']}\n" if titled else ""
             return f"{head}文章:{_ctx(d)}\n質問:{d['question']}\n回答:"
+
         sep, stop = "\n\n", "\n"
     elif template == "0.3":
         desc, sep, stop = ALPACA_DESC, "\n\n", "\n"
@@ -119,8 +127,19 @@ def _jsquad(version: str, template: str) -> TaskTemplate:
         def text(d, nl=nl):
             head = f"{d['title']}{nl}" if titled else ""
             return rinna(f"文脈：{head}{_ctx(d)}{nl}質問：{d['question']}", nl)
-    return TaskTemplate("jsquad", version, template, desc, sep, text, lambda d: d["answers"][0], "gen",
-                        stop=(stop,), metrics=("exact_match", "f1"))
+
+    return TaskTemplate(
+        "jsquad",
+        version,
+        template,
+        desc,
+        sep,
+        text,
+        lambda d: d["answers"][0],
+        "gen",
+        stop=(stop,),
+        metrics=("exact_match", "f1"),
+    )
 
 
 def _jcqa(template: str) -> TaskTemplate:
@@ -135,6 +154,7 @@ def _jcqa(template: str) -> TaskTemplate:
 
         def target(d):  # the examples answer with the choice index; scoring uses the choice text
             return str(d["label"])
+
         sep = "\n\n"
     elif template == "0.2.1":
         desc, sep = "与えられた選択肢の中から、最適な答えを選んでください。 \n\n", "\n\n"
@@ -153,8 +173,10 @@ def _jcqa(template: str) -> TaskTemplate:
 
         def text(d):
             choices = "\n".join(f"- {c}" for c in d["choices"])
-            return (f"与えられた5つの選択肢の中から、最適な答えを選んでください。出力は以下から選択してください：\n{choices}"
-                    f"\n\n質問：{d['question']} [/INST] ")
+            return (
+                f"与えられた5つの選択肢の中から、最適な答えを選んでください。出力は以下から選択してください：\n{choices}"
+                f"\n\n質問：{d['question']} [/INST] "
+            )
     else:
         nl = "<NL>" if template == "0.4" else "\n"
         desc, sep = rinna_desc(instr, nl), nl
@@ -162,9 +184,18 @@ def _jcqa(template: str) -> TaskTemplate:
         def text(d, nl=nl):
             choices = nl.join(f"- {c}" for c in d["choices"])
             return rinna(f"質問：{d['question']}{nl}選択肢：{nl}{choices}", nl)
-    return TaskTemplate("jcommonsenseqa", "1.1", template, desc, sep, text,
-                        target or (lambda d: d["choices"][d["label"]]), "mc",
-                        metrics=("acc", "acc_norm"))
+
+    return TaskTemplate(
+        "jcommonsenseqa",
+        "1.1",
+        template,
+        desc,
+        sep,
+        text,
+        target or (lambda d: d["choices"][d["label"]]),
+        "mc",
+        metrics=("acc", "acc_norm"),
+    )
 
 
 def _jnli(version: str, template: str) -> TaskTemplate:
@@ -184,29 +215,51 @@ def _jnli(version: str, template: str) -> TaskTemplate:
             return f"前提:{d['premise']}\n仮説:{d['hypothesis']}\n関係:"
     elif template == "0.3":
         desc, sep = ALPACA_DESC, "\n\n"
-        instr = "与えられた前提と仮説の関係を回答してください。\n\n出力は以下から選択してください：\n" + "\n".join(labels)
+        instr = (
+            "与えられた前提と仮説の関係を回答してください。\n\n出力は以下から選択してください：\n"
+            + "\n".join(labels)
+        )
 
         def text(d):
             return alpaca(instr, f"前提：{d['premise']}\n仮説：{d['hypothesis']}")
     elif template == "0.6":
         # jnli-1.1 existed only before the Japanese system prompt (2023-11-09)
         desc, sep = llama2_desc(LLAMA2_SYSTEM_EN if version == "1.1" else LLAMA2_SYSTEM), LLAMA2_SEP
-        instr = "与えられた前提と仮説の関係を回答してください。\n\n出力は以下から選択してください：\n" + "\n".join(labels)
+        instr = (
+            "与えられた前提と仮説の関係を回答してください。\n\n出力は以下から選択してください：\n"
+            + "\n".join(labels)
+        )
 
         def text(d):
             return f"{instr}\n\n前提：{d['premise']}\n仮説：{d['hypothesis']} [/INST] "
     else:
         nl = "<NL>" if template == "0.4" else "\n"
         sep = nl
-        desc = rinna_desc("与えられた前提と仮説の関係を回答してください。出力は以下から選択してください："
-                          + nl + nl.join(labels), nl)
+        desc = rinna_desc(
+            "与えられた前提と仮説の関係を回答してください。出力は以下から選択してください："
+            + nl
+            + nl.join(labels),
+            nl,
+        )
 
         def text(d, nl=nl):
             return rinna(f"前提：{d['premise']}{nl}仮説：{d['hypothesis']}", nl)
+
     # balanced metrics for both (jnli-1.1 as c10a2b8 reports it); label-stratified few-shot only in 1.3
-    return TaskTemplate("jnli", version, template, desc, sep, text, lambda d: labels[d["label"]], "mc",
-                        choices=tuple(labels), stratified=version == "1.3", balanced_metrics=True,
-                        metrics=("acc", "acc_norm", "balanced_acc", "mcc", "macro_f1"))
+    return TaskTemplate(
+        "jnli",
+        version,
+        template,
+        desc,
+        sep,
+        text,
+        lambda d: labels[d["label"]],
+        "mc",
+        choices=tuple(labels),
+        stratified=version == "1.3",
+        balanced_metrics=True,
+        metrics=("acc", "acc_norm", "balanced_acc", "mcc", "macro_f1"),
+    )
 
 
 def _marc(template: str) -> TaskTemplate:
@@ -221,7 +274,10 @@ def _marc(template: str) -> TaskTemplate:
         desc, sep = ALPACA_DESC, "\n\n"
 
         def text(d):
-            return alpaca("以下の製品レビューを、ポジティブまたはネガティブの感情クラスのいずれかに分類してください。", d["text"])
+            return alpaca(
+                "以下の製品レビューを、ポジティブまたはネガティブの感情クラスのいずれかに分類してください。",
+                d["text"],
+            )
     elif template == "0.6":
         desc, sep = LLAMA2_DESC, LLAMA2_SEP
 
@@ -229,14 +285,28 @@ def _marc(template: str) -> TaskTemplate:
             return f"以下の製品レビューを、ポジティブまたはネガティブの感情クラスのいずれかに分類してください。\n\n{d['text']} [/INST] "
     else:
         nl = "<NL>" if template == "0.4" else "\n"
-        desc = rinna_desc("与えられた製品レビューを、ポジティブまたはネガティブの感情クラスのいずれかに分類してください。", nl)
+        desc = rinna_desc(
+            "与えられた製品レビューを、ポジティブまたはネガティブの感情クラスのいずれかに分類してください。",
+            nl,
+        )
         sep = nl
 
         def text(d, nl=nl):
             return rinna(d["text"], nl)
-    return TaskTemplate("marc_ja", "1.1", template, desc, sep, text, lambda d: labels[d["label"]], "mc",
-                        choices=labels, balanced_metrics=True,
-                        metrics=("acc", "acc_norm", "balanced_acc", "mcc", "macro_f1"))
+
+    return TaskTemplate(
+        "marc_ja",
+        "1.1",
+        template,
+        desc,
+        sep,
+        text,
+        lambda d: labels[d["label"]],
+        "mc",
+        choices=labels,
+        balanced_metrics=True,
+        metrics=("acc", "acc_norm", "balanced_acc", "mcc", "macro_f1"),
+    )
 
 
 def _jaqket(template: str) -> TaskTemplate:
@@ -265,7 +335,9 @@ def _jaqket(template: str) -> TaskTemplate:
         desc, fewshot_sep = LLAMA2_DESC, LLAMA2_SEP
 
         def render(ctxs, q):
-            return f"{instr}\n\n文脈：" + "\n".join(c["text"] for c in ctxs) + f"\n質問：{q} [/INST] "
+            return (
+                f"{instr}\n\n文脈：" + "\n".join(c["text"] for c in ctxs) + f"\n質問：{q} [/INST] "
+            )
     else:
         nl = "<NL>" if template == "0.4" else "\n"
         desc, sep, fewshot_sep = rinna_desc(instr, nl), nl, nl
@@ -280,32 +352,77 @@ def _jaqket(template: str) -> TaskTemplate:
         # the data loader keeps only questions one of whose top 5 contexts answers (kumapo's loader)
         return render([next(c for c in d["ctxs"] if c["has_answer"])], d["question"])
 
-    return TaskTemplate("jaqket_v2", "0.2", template, desc, fewshot_sep, text, lambda d: d["answers"][0],
-                        "gen", stop=(sep,), fewshot_text=fewshot_text, metrics=("exact_match", "f1"))
+    return TaskTemplate(
+        "jaqket_v2",
+        "0.2",
+        template,
+        desc,
+        fewshot_sep,
+        text,
+        lambda d: d["answers"][0],
+        "gen",
+        stop=(sep,),
+        fewshot_text=fewshot_text,
+        metrics=("exact_match", "f1"),
+    )
 
 
 def _xlsum(template: str) -> TaskTemplate:
     def text(d):
         return alpaca("与えられたニュース記事を要約してください。", f"ニュース記事:{d['text']}")
 
-    return TaskTemplate("xlsum_ja", "1.0", template, ALPACA_DESC, "\n\n", text, lambda d: d["summary"], "gen",
-                        eval_split="test", max_gen="summary+10", metrics=("rouge2",))
+    return TaskTemplate(
+        "xlsum_ja",
+        "1.0",
+        template,
+        ALPACA_DESC,
+        "\n\n",
+        text,
+        lambda d: d["summary"],
+        "gen",
+        eval_split="test",
+        max_gen="summary+10",
+        metrics=("rouge2",),
+    )
 
 
 def _mgsm(template: str) -> TaskTemplate:
     def text(d):
-        return alpaca("与えられた問題に対して、ステップごとに答えを導き出してください。",
-                      d["question"].replace("問題：", ""))
+        return alpaca(
+            "与えられた問題に対して、ステップごとに答えを導き出してください。",
+            d["question"].replace("問題：", ""),
+        )
 
-    return TaskTemplate("mgsm", "1.0", template, ALPACA_DESC, "\n\n", text,
-                        lambda d: d["answer"].replace("ステップごとの答え：", ""), "gen",
-                        eval_split="test", max_gen="256", stop_eos_first=True, metrics=("acc",))
+    return TaskTemplate(
+        "mgsm",
+        "1.0",
+        template,
+        ALPACA_DESC,
+        "\n\n",
+        text,
+        lambda d: d["answer"].replace("ステップごとの答え：", ""),
+        "gen",
+        eval_split="test",
+        max_gen="256",
+        stop_eos_first=True,
+        metrics=("acc",),
+    )
 
 
 def _xwinograd() -> TaskTemplate:
     # Scored as log p(sentence1) vs log p(sentence2) with an empty context (the EOT token).
-    return TaskTemplate("xwinograd_ja", None, None, "", "\n\n", lambda d: "",
-                        lambda d: d[f"sentence{d['answer']}"], "winograd", eval_split="test", metrics=("acc",))
+    return TaskTemplate(
+        "xwinograd_ja",
+        None,
+        None,
+        "",
+        "\n\n",
+        lambda d: "",
+        lambda d: d[f"sentence{d['answer']}"],
+        "winograd",
+        eval_split="test",
+        metrics=("acc",),
+    )
 
 
 def _build() -> dict[str, TaskTemplate]:
@@ -320,9 +437,26 @@ def _build() -> dict[str, TaskTemplate]:
 
 
 TEMPLATES: dict[str, TaskTemplate] = _build()
-FAMILIES = ("jsquad", "jcommonsenseqa", "jnli", "marc_ja", "jaqket_v2", "xlsum_ja", "xwinograd_ja", "mgsm")
-DEFAULT_VERSIONS = {"jsquad": "1.1", "jcommonsenseqa": "1.1", "jnli": "1.3", "marc_ja": "1.1",
-                    "jaqket_v2": "0.2", "xlsum_ja": "1.0", "xwinograd_ja": None, "mgsm": "1.0"}
+FAMILIES = (
+    "jsquad",
+    "jcommonsenseqa",
+    "jnli",
+    "marc_ja",
+    "jaqket_v2",
+    "xlsum_ja",
+    "xwinograd_ja",
+    "mgsm",
+)
+DEFAULT_VERSIONS = {
+    "jsquad": "1.1",
+    "jcommonsenseqa": "1.1",
+    "jnli": "1.3",
+    "marc_ja": "1.1",
+    "jaqket_v2": "0.2",
+    "xlsum_ja": "1.0",
+    "xwinograd_ja": None,
+    "mgsm": "1.0",
+}
 
 
 def task_name(family: str, version: str | None = None, template: str | None = None) -> str:

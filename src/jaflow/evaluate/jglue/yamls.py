@@ -30,7 +30,8 @@ class _Dumper(yaml.SafeDumper):
 
 
 _Dumper.add_representer(
-    str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style='"' if "\n" in v else None)
+    str,
+    lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style='"' if "\n" in v else None),
 )
 _Dumper.add_representer(_Function, lambda d, v: d.represent_scalar("!function", f"{UTILS}.{v}"))
 
@@ -64,27 +65,43 @@ def task_config(spec: TaskTemplate) -> dict[str, Any]:
     if spec.kind != "gen":
         cfg["doc_to_choice"] = _Function(f"{fn}__doc_to_choice")
     cfg.update(target_delimiter="", fewshot_delimiter=spec.fewshot_sep)
-    fewshot: dict[str, Any] = {"sampler": "default", "doc_to_target": _Function(f"{fn}__fewshot_target")}
+    fewshot: dict[str, Any] = {
+        "sampler": "default",
+        "doc_to_target": _Function(f"{fn}__fewshot_target"),
+    }
     if spec.fewshot_text is not None:
         fewshot["doc_to_text"] = _Function(f"{fn}__fewshot_text")
     if spec.kind != "winograd":
         cfg["fewshot_config"] = fewshot
     if spec.kind == "gen":
-        cfg["generation_kwargs"] = {"until": list(spec.stop), "do_sample": False, "temperature": 0.0,
-                                    "max_gen_toks": 256}
+        cfg["generation_kwargs"] = {
+            "until": list(spec.stop),
+            "do_sample": False,
+            "temperature": 0.0,
+            "max_gen_toks": 256,
+        }
     cfg["process_results"] = _Function(f"{fn}__process_results")
     cfg["metric_list"] = [
-        {"metric": m, "aggregation": _Function(AGGREGATIONS[m]) if m in AGGREGATIONS else "mean",
-         "higher_is_better": True}
+        {
+            "metric": m,
+            "aggregation": _Function(AGGREGATIONS[m]) if m in AGGREGATIONS else "mean",
+            "higher_is_better": True,
+        }
         for m in spec.metrics
     ]
-    cfg["metadata"] = {"version": spec.version or "1.0", "jp_stable_task": spec.name,
-                       "family": spec.family, "template": spec.template}
+    cfg["metadata"] = {
+        "version": spec.version or "1.0",
+        "jp_stable_task": spec.name,
+        "family": spec.family,
+        "template": spec.template,
+    }
     return cfg
 
 
 def render(spec: TaskTemplate) -> str:
-    body = yaml.dump(task_config(spec), Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=1000)
+    body = yaml.dump(
+        task_config(spec), Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=1000
+    )
     return HEADER + body
 
 

@@ -24,6 +24,7 @@ def load_model(hf_args: dict[str, Any]) -> tuple[Any, Any]:
         hf_args["pretrained"],
         dtype=DTYPES.get(dtype, "auto"),
         trust_remote_code=trust,
+        revision=hf_args.get("revision"),  # a hub base pinned in the config; None otherwise
         device_map="auto" if torch.cuda.is_available() else None,
     )
     if hf_args.get("peft"):

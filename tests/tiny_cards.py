@@ -224,9 +224,13 @@ STAND_IN_TASK = {"task": "marc_ja", "version": "1.1", "num_fewshot": 0, "metric"
 
 def _tiny_suite(tasks: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     """The suite's tasks the tiny world has (few-shot capped); None when it has none of them."""
+    from jaflow.evaluate.jglue.run import UNSHIPPED
+
     out = []
     for t in tasks:
-        if t["task"] in TINY_JGLUE_TASKS:
+        # a version jaflow cannot ship (seeds 001/002's jaqket_v2 0.1) fails the real run at its
+        # JGLUE job, naming why; the tiny run checks the rest of the card
+        if t["task"] in TINY_JGLUE_TASKS and (t["task"], t.get("version")) not in UNSHIPPED:
             t = dict(t)
             if t.get("num_fewshot"):
                 t["num_fewshot"] = min(int(t["num_fewshot"]), 2)

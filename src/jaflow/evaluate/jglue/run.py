@@ -65,10 +65,20 @@ def resolve_task(entry: dict[str, Any]) -> str:
         return entry["task"]
     name = task_name(entry["task"], entry.get("version"), entry.get("template"))
     if name not in TEMPLATES:
+        why = UNSHIPPED.get((entry["task"], entry.get("version")), "")
         raise ConfigError(
-            f"jglue: no jp-stable task '{name}' for {entry} (known: {sorted(TEMPLATES)})"
+            f"jglue: no jp-stable task '{name}' for {entry}{why} (known: {sorted(TEMPLATES)})"
         )
     return name
+
+
+# Task versions the cards ran that jaflow cannot ship, and why (docs/jglue.md).
+UNSHIPPED = {
+    ("jaqket_v2", "0.1"): (
+        ": JAQKET v2 version 0.1 read a 2023 hub loading script whose documents can no longer be "
+        "had, so jaflow cannot reproduce it; version 0.2 is the closest (other documents)"
+    ),
+}
 
 
 def task_spec(

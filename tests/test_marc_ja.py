@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from jaflow.data.marc_ja import (
+    TSV_HEADER,
     Review,
     apply_lists,
     rebuild,
@@ -28,25 +29,7 @@ JGLUE_V110 = "6791a5003e6deaa6fb2458bcb3aa1f58dc52ef33"
 
 
 def tsv(rows: list[tuple[str, int, str]]) -> list[str]:
-    header = "\t".join(
-        [
-            "marketplace",
-            "customer_id",
-            "review_id",
-            "product_id",
-            "product_parent",
-            "product_title",
-            "product_category",
-            "star_rating",
-            "helpful_votes",
-            "total_votes",
-            "vine",
-            "verified_purchase",
-            "review_headline",
-            "review_body",
-            "review_date",
-        ]
-    )
+    header = "\t".join(TSV_HEADER)
     lines = [header + "\n"]
     for rid, rating, body in rows:
         lines.append(

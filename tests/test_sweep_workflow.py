@@ -58,16 +58,14 @@ def test_two_by_two_sweep_runs_end_to_end_into_one_summary_table(tmp_path):
     work = tmp_path / "sweep"
     snakemake(work, config=config, default_config=False)
     for point in points:
-        assert (work / "results/sweep_lora/models" / point / "selection.json").exists()
-        assert (work / "results/sweep_lora/jglue/jglue4" / point / "scores.csv").exists()
-    with open(
-        work / "results/sweep_lora/reports/sweep_lora/tables/summary.csv", encoding="utf-8"
-    ) as f:
+        assert (work / "results/test/models" / point / "selection.json").exists()
+        assert (work / "results/test/jglue/jglue4" / point / "scores.csv").exists()
+    with open(work / "results/test/reports/sweep_lora/tables/summary.csv", encoding="utf-8") as f:
         rows = list(csv.reader(f))[1:]
     assert len(rows) == 4
     assert sorted(r[0] for r in rows) == sorted(points)
     plots = sorted(
-        p.name for p in (work / "results/sweep_lora/reports/sweep_lora/plots").glob("sweep_*.png")
+        p.name for p in (work / "results/test/reports/sweep_lora/plots").glob("sweep_*.png")
     )
     assert plots, "no sweep plots"
     assert dry_run(work, config=config) == {}  # and the finished sweep reruns nothing

@@ -80,7 +80,7 @@ def test_train_and_select_through_snakemake(run_workflow, tiny_model, tmp_path):
     )
     assert (model / "adapter_model.safetensors").is_file() and (model / "tokenizer.json").is_file()
     assert "adapter_model.safetensors" in (model / "checksums.sha256").read_text()
-    assert (work / "logs" / "train" / "tuned.log").stat().st_size > 0
+    assert (work / "logs" / "test" / "train" / "tuned.log").stat().st_size > 0
 
     # outputs lost (a preempted job never wrote them): the rerun resumes, it does not retrain
     for name in ("log_history.csv", "trainer_state.json"):
@@ -90,7 +90,7 @@ def test_train_and_select_through_snakemake(run_workflow, tiny_model, tmp_path):
         "results/test/models/tuned", workdir=work, config=cfg, default_config=False, args=ALLOWED
     )
     assert "train" in again.stdout + again.stderr
-    log = (work / "logs" / "train" / "tuned.log").read_text()
+    log = (work / "logs" / "test" / "train" / "tuned.log").read_text()
     assert "resuming from results/test/train/tuned/checkpoints/checkpoint-6" in log
     with open(work / "results" / "test" / "train" / "tuned" / "log_history.csv") as f:
         assert [r["eval_loss"] for r in csv.DictReader(f)] == [r["eval_loss"] for r in rows]

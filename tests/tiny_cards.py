@@ -211,6 +211,9 @@ def _tiny_models(models: dict[str, Any], base_dirs: Mapping[str, str]) -> None:
             train = spec.setdefault("train", {})
             epochs = train.get("max_steps", 1000) == -1
             train.update(TINY_TRAIN)
+            # one CPU process: the card's GPU layout and global batch (seeds 003/004) stay out
+            train.pop("distributed", None)
+            train.pop("global_batch_size", None)
             if epochs:  # keep epoch-based runs epoch-based, over the tiny mix
                 train["max_steps"] = -1
                 train["num_train_epochs"] = min(float(train.get("num_train_epochs", 1)), 2)
@@ -222,16 +225,21 @@ def _tiny_models(models: dict[str, Any], base_dirs: Mapping[str, str]) -> None:
 STAND_IN_TASK = {"task": "marc_ja", "version": "1.1", "num_fewshot": 0, "metric": "acc"}
 
 
+SHIPPED_INSTEAD = {"jaqket_v2": "0.2"}
+
+
 def _tiny_suite(tasks: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     """The suite's tasks the tiny world has (few-shot capped); None when it has none of them."""
     from jaflow.evaluate.jglue.run import UNSHIPPED
 
     out = []
     for t in tasks:
-        # a version jaflow cannot ship (seeds 001/002's jaqket_v2 0.1) fails the real run at its
-        # JGLUE job, naming why; the tiny run checks the rest of the card
-        if t["task"] in TINY_JGLUE_TASKS and (t["task"], t.get("version")) not in UNSHIPPED:
+        if t["task"] in TINY_JGLUE_TASKS:
             t = dict(t)
+            # a version jaflow cannot ship (seeds 001/002's jaqket_v2 0.1) fails the real run at
+            # its JGLUE job, naming why; the tiny run evaluates the closest shipped version
+            if (t["task"], t.get("version")) in UNSHIPPED:
+                t["version"] = SHIPPED_INSTEAD[t["task"]]
             if t.get("num_fewshot"):
                 t["num_fewshot"] = min(int(t["num_fewshot"]), 2)
             out.append(t)

@@ -173,5 +173,5 @@ def report_params(wildcards):
     }
     return quiet(
         canonical(settings),
-        f"report '{name}' of experiment '{EXPERIMENT.name}' (config reports.{name}, model facts, sweep points)",
+        f"report '{name}' settings (experiment '{EXPERIMENT.name}', config reports.{name}, model facts, sweep points)",
     )

@@ -11,12 +11,12 @@ import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jaflow.config.schema import SCHEMA_PATH, validate_config
-from jaflow.config.sweeps import Point, all_sweep_points, expand_sweeps
+from jaflow.config.sweeps import expand_sweeps
 from jaflow.errors import ConfigError
 from jaflow.graph import BaseModel, ModelGraph
 from jaflow.layout import TINY_PREFIX, Layout
@@ -32,12 +32,7 @@ class Experiment:
     seed: int
     layout: Layout
     graph: ModelGraph
-    sweep_points: Mapping[str, Point] = field(default_factory=dict)
     uses_tiny: bool = False
-
-    def sweep_values(self) -> dict[str, dict[str, Any]]:
-        """model name -> {dotted key: value} of every sweep point (data, never parsed back)."""
-        return {name: dict(p.params) for name, p in self.sweep_points.items()}
 
 
 def canonical(obj: Any) -> Any:
@@ -172,7 +167,6 @@ def load_experiment(
 ) -> Experiment:
     """Validate and fill `config` in place, expand sweeps, resolve names, check paths."""
     validate_config(config, schema_path)
-    points = {p.name: p for ps in all_sweep_points(config).values() for p in ps}
     expand_sweeps(config)
     name = experiment_name(config, configfiles)
     config["name"] = name
@@ -188,7 +182,6 @@ def load_experiment(
         seed=config["seed"],
         layout=layout,
         graph=graph,
-        sweep_points=points,
         uses_tiny=resolver.uses_tiny
         or any(
             isinstance(n, BaseModel) and resolver.made_here(n.pretrained)

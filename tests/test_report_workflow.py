@@ -266,11 +266,6 @@ def test_report_rule_and_html_report(run_workflow, tmp_path):
     assert "report 'demo' settings" in html and "'bold_best'" not in html
 
 
-@pytest.mark.xfail(
-    reason="after the merge of jp-stable evaluation and the training changes the demo's tuned model "
-    "no longer beats its base significantly (marc_ja 0.47-0.69 vs 0.59); issue 17 stays open",
-    strict=False,
-)
 def test_demo_tells_the_truth(finished_demo):
     """The default config's tuned model beats its base on a JGLUE task by a margin the paired
     bootstrap calls significant, and the tiny judge rates the two models' answers differently,

@@ -63,3 +63,25 @@ def test_tiny_models_are_deterministic(tiny_tokenizer_dir, tmp_path):
     a = build_model("llama", tiny_tokenizer_dir, tmp_path / "a", seed=5)
     b = build_model("llama", tiny_tokenizer_dir, tmp_path / "b", seed=5)
     assert sha256_tree(a, (".safetensors",)) == sha256_tree(b, (".safetensors",))
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt_neox", "mistral"])
+def test_tiny_attention_starts_soft(tiny_model, arch):
+    """Query and key weights start QUERY_KEY_SCALE smaller than the rest (values keep theirs), so
+    a head's first attention is near uniform and an adapter can learn where to look."""
+    from jaflow.tiny import INITIALIZER_RANGE, QUERY_KEY_SCALE
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model(arch))
+    weights = dict(model.named_parameters())
+    if arch == "gpt_neox":
+        heads = model.config.num_attention_heads
+        qkv = weights["gpt_neox.layers.0.attention.query_key_value.weight"]
+        rows = qkv.view(heads, 3, -1, qkv.shape[1])
+        query, key, value = rows[:, 0], rows[:, 1], rows[:, 2]
+    else:
+        attn = "model.layers.0.self_attn"
+        query, key, value = (weights[f"{attn}.{p}_proj.weight"] for p in "qkv")
+    soft = INITIALIZER_RANGE * QUERY_KEY_SCALE
+    for w in (query, key):
+        assert w.std().item() == pytest.approx(soft, rel=0.2)
+    assert value.std().item() == pytest.approx(INITIALIZER_RANGE, rel=0.2)

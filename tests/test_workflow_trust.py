@@ -3,6 +3,7 @@ results folder per experiment, recovery after an interrupted run."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -195,3 +196,43 @@ def test_a_retrained_judge_judges_again(finished_demo, tmp_path):
     scores = "results/demo/mtbench/japanese_mt_bench/scores/tiny_judge/tiny_llama.csv"
     snakemake(work, scores, config=changed)
     assert len(cache.read_text().splitlines()) > lines_before  # new calls, not old answers
+
+
+def weights_config(model_dir: Path, md5: str) -> dict:
+    return {
+        "models": {
+            "base": {"pretrained": str(model_dir), "md5": {"model.safetensors": md5}},
+            "tuned": {"from": "base", "method": "lora", "dataset": "d"},
+        },
+        "datasets": {"d": {"sources": [{"name": "s", "path": "tiny:instructions"}]}},
+    }
+
+
+def test_a_base_with_published_checksums_is_checked_before_any_job_loads_it(run_workflow, tmp_path):
+    import hashlib
+
+    model = tmp_path / "base_model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"the published weights")
+    good = hashlib.md5(b"the published weights").hexdigest()
+
+    plan = run_workflow(config=weights_config(model, good), default_config=False, args=["-n"])
+    assert "rule verify_weights:" in plan.stdout
+    train = plan.stdout.index("rule train:")
+    assert plan.stdout.index("rule verify_weights:") < train, "training must wait for the check"
+
+    check = "results/test/weights/base.json"
+    (model / "model.safetensors").write_bytes(b"other weights under the same name")
+    proc = run_workflow(
+        check, config=weights_config(model, good), default_config=False, check=False
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"models.base.md5: {model}/model.safetensors" in out, out[-3000:]
+    assert f"the config expects {good}" in out
+    assert not (proc.workdir / check).exists()
+
+    (model / "model.safetensors").write_bytes(b"the published weights")
+    run_workflow(check, config=weights_config(model, good), default_config=False)
+    record = json.loads((tmp_path / "work" / check).read_text())
+    assert record["files"] == {"model.safetensors": {"md5": good}}

@@ -31,6 +31,9 @@ class BaseModel:
     dtype: str
     chat_format: str | None
     revision: str | None
+    # published digests of the weights, {"md5" | "sha256": {file: hex}}: checked by rule
+    # verify_weights before any job loads the model
+    checksums: dict[str, dict[str, str]] = field(default_factory=dict, hash=False)
 
     @property
     def deps(self) -> tuple[str, ...]:
@@ -97,6 +100,7 @@ def _node_from_config(name: str, spec: dict[str, Any]) -> Node:
             dtype=spec["dtype"],
             chat_format=chat_format,
             revision=spec["revision"],
+            checksums={a: dict(spec[a]) for a in ("md5", "sha256") if spec.get(a)},
         )
     if "from" in spec:
         return TrainedModel(
@@ -265,10 +269,12 @@ class ModelGraph:
         return self.layout.model(name)
 
     def model_inputs(self, name: str) -> list[str]:
-        """Files a rule using this model must wait for (empty for hub ids)."""
+        """Files a rule using this model must wait for: a base's directory (none for a hub id) and
+        the check of its published checksums, when the config gives them."""
         node = self[name]
         if isinstance(node, BaseModel):
-            return [node.pretrained] if node.is_local else []
+            inputs = [node.pretrained] if node.is_local else []
+            return inputs + ([self.layout.weights_check(name)] if node.checksums else [])
         inputs = [self.model_path(name)]
         if self.is_adapter(name):
             inputs += self.model_inputs(node.parent)

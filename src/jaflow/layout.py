@@ -99,6 +99,10 @@ class Layout:
     def model(self, name: str) -> str:
         return f"{self.root}/models/{name}"
 
+    def weights_check(self, model: str) -> str:
+        """The digests of a base model's files, checked against the config's md5/sha256."""
+        return f"{self.root}/weights/{model}.json"
+
     def jglue_data(self) -> str:
         return f"{self.root}/jglue/data"
 

@@ -101,3 +101,20 @@ def verify_model_files(
                 )
             checked[name][algorithm] = got
     return checked
+
+
+def write_weights_check(spec: dict[str, Any], out: str | Path) -> dict[str, Any]:
+    """Rule verify_weights: check a base's files against `spec["checksums"]` and write what was
+    checked to `out` (nothing is written when a digest differs)."""
+    from jaflow.io import write_json
+
+    checked = verify_model_files(
+        spec["pretrained"], spec["checksums"], spec["revision"], spec["key"]
+    )
+    record = {
+        "pretrained": spec["pretrained"],
+        "revision": spec["revision"] or UNPINNED,
+        "files": checked,
+    }
+    write_json(out, record)
+    return record

@@ -9,7 +9,7 @@ from typing import Any
 
 from jaflow.errors import ConfigError
 from jaflow.evaluate.jglue.suites import jglue_suite_tasks
-from jaflow.graph import MergedModel, ModelGraph, TrainedModel, is_local_path
+from jaflow.graph import BaseModel, MergedModel, ModelGraph, TrainedModel, is_local_path
 from jaflow.layout import Layout
 
 MTBENCH_ANSWER_KEYS = (
@@ -198,6 +198,19 @@ class Targets:
             "log_history": self.layout.train(name, "log_history.csv"),
             "state": self.layout.train(name, "trainer_state.json"),
             "model": self.graph.model_inputs(node.parent),
+        }
+
+    def weights_checked(self) -> list[str]:
+        """Base models whose config gives published checksums (rule verify_weights)."""
+        return [n for n in self.graph.names(BaseModel) if self.graph[n].checksums]
+
+    def weights_spec(self, name: str) -> dict[str, Any]:
+        node = self.graph[name]
+        return {
+            "pretrained": node.pretrained,
+            "revision": node.revision,
+            "checksums": node.checksums,
+            "key": f"models.{name}",
         }
 
     def merge_inputs(self, name: str) -> list[str]:

@@ -37,6 +37,7 @@ wildcard_constraints:
     suite=r"[^/]+",
     judge=r"[^/]+",
     report=names_regex(config["reports"]),
+    base=names_regex(TARGETS.weights_checked()),
 
 
 def params(fn):
@@ -55,6 +56,11 @@ def wildcard_model(wildcards):
 
 def model_inputs(wildcards):
     return GRAPH.model_inputs(wildcard_model(wildcards))
+
+
+def weights_local_dir(wildcards):
+    node = GRAPH[wildcards.base]
+    return [node.pretrained] if node.is_local else []
 
 
 hf_args = params(lambda w: GRAPH.hf_args(wildcard_model(w)))

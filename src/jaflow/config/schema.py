@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,3 +73,20 @@ def validate_config(
             lines += [f"  {m}" for m in others]
         raise ConfigError("invalid config: " + "\n".join(lines))
     return config
+
+
+@functools.cache
+def _block_validator(block: str):
+    schema = load_yaml(SCHEMA_PATH)
+    return DefaultFillingValidator({"$ref": f"#/$defs/{block}", "$defs": schema["$defs"]})
+
+
+def filled(block: str, values: dict[str, Any] | None, where: str) -> dict[str, Any]:
+    """A copy of `values` validated against the schema's `$defs/<block>`, defaults filled; errors
+    name `where`. The workflow hands every job filled blocks already; a function called by hand
+    (a test, a benchmark) fills its block here, so the schema stays the only home of defaults."""
+    out = copy.deepcopy(dict(values or {}))
+    errors = list(_block_validator(block).iter_errors(out))
+    if errors:
+        raise ConfigError(f"{where}: " + "; ".join(format_error(e) for e in errors))
+    return out

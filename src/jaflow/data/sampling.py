@@ -46,12 +46,12 @@ def max_per_value(records: list[Record], spec: dict[str, Any], rng: random.Rando
 
 
 def min_chars(records: list[Record], spec: dict[str, Any], rng: random.Random) -> list[Record]:
-    fields = spec.get("fields", ["instruction", "output"])
+    fields = spec["fields"]
     return [r for r in records if all(len(str(r.value(f) or "")) >= spec["k"] for f in fields)]
 
 
 def dedup(records: list[Record], spec: dict[str, Any], rng: random.Random) -> list[Record]:
-    fields = spec.get("fields", ["instruction", "input", "output"])
+    fields = spec["fields"]
     seen: set[tuple] = set()
     kept = []
     for rec in records:

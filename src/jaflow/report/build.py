@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from jaflow.config.schema import filled
 from jaflow.errors import ConfigError, DataError
 from jaflow.io import atomic_path
 from jaflow.report import cards, html, load, plots
@@ -45,20 +46,21 @@ def build_report(
     (`jaflow.report.sweeps.report_sweep_points`). `origin` says what made the report, for the
     captions: {"report": name, "configfiles": [...]}.
     """
+    spec = filled("report", spec, "reports")
     facts = facts or {}
     origin = Origin.of(spec, origin)
     jglue = load.read_jglue_scores(inputs.get("jglue", []))
     mtbench = load.read_mtbench_scores(inputs.get("mtbench", []))
-    labels = dict(spec.get("labels") or {})
+    labels = dict(spec["labels"])
     with atomic_path(out_dir) as tmp:
         for sub in ("tables", "plots", "cards"):
             (tmp / sub).mkdir(parents=True)
         pages = html.Pages(tmp / "html")
         built = _tables(spec, jglue, mtbench, models, tmp)
-        index = [f"# {spec.get('title', 'jaflow report')}\n", f"{origin.text}\n"]
-        for t, tspec in zip(built, spec.get("tables", []), strict=True):
+        index = [f"# {spec['title']}\n", f"{origin.text}\n"]
+        for t, tspec in zip(built, spec["tables"], strict=True):
             caption = _table_caption(t, tspec, jglue, mtbench, origin)
-            stage = "MT-Bench" if tspec.get("source", "jglue") == "mtbench" else "JGLUE"
+            stage = "MT-Bench" if tspec["source"] == "mtbench" else "JGLUE"
             files = [(ext, f"tables/{t.name}.{ext}") for ext in ("md", "csv", "tex")]
             pages.add(html.Item(t.name, stage, t.title, caption), t.to_html(), files)
             index += [
@@ -131,7 +133,7 @@ class Origin:
         origin = origin or {}
         return cls(
             str(origin.get("report") or "?"),
-            str(spec.get("title", "jaflow report")),
+            str(spec["title"]),
             tuple(str(f) for f in origin.get("configfiles") or ()),
         )
 
@@ -156,34 +158,34 @@ class Figure:
 def _table_caption(
     t: Table, tspec: dict, jglue: pd.DataFrame, mtbench: pd.DataFrame, origin: Origin
 ) -> str:
-    source = tspec.get("source", "jglue")
+    source = tspec["source"]
     if source == "jglue":
-        suite = tspec.get("suite")
+        suite = tspec["suite"]
         df = jglue if not suite else jglue[jglue["suite"] == suite]
         suites = ", ".join(sorted(set(df["suite"]))) or "none"
         what = (
             f"JGLUE scores (lm-eval, jp-stable prompt templates) from the scores.csv of suite(s) {suites}; "
-            f"metric {tspec.get('metric') or 'per column'}, scale ×{tspec.get('scale', 1):g}, "
-            f"{tspec.get('decimals', 3)} decimals rounded {tspec.get('rounding', 'half_up')}"
+            f"metric {tspec['metric'] or 'per column'}, scale ×{tspec['scale']:g}, "
+            f"{tspec['decimals']} decimals rounded {tspec['rounding']}"
         )
     else:
         what = (
-            f"Japanese MT-Bench scores (turn {tspec.get('turn', 1)}, mean judge rating per category, 1–10) "
+            f"Japanese MT-Bench scores (turn {tspec['turn']}, mean judge rating per category, 1–10) "
             f"from the judge's score files ({', '.join(sorted({Path(p).parent.name for p in mtbench['path']})) or 'none'})"
         )
     extras = []
-    if tspec.get("stderr"):
+    if tspec["stderr"]:
         extras.append("± is lm-eval's standard error")
-    if tspec.get("bold_best"):
+    if tspec["bold_best"]:
         extras.append("bold marks each column's best value")
-    if tspec.get("published"):
+    if tspec["published"]:
         extras.append(
             "'(published)' rows are the numbers the model card printed and 'Δ' rows the reproduced minus "
             "the published value (green above, red below)"
         )
     layout = (
         "one row per task, models as columns"
-        if tspec.get("layout") == "tasks_as_rows"
+        if tspec["layout"] == "tasks_as_rows"
         else "one row per model"
     )
     return (
@@ -197,8 +199,8 @@ def _bootstrap_caption(spec: dict, origin: Origin) -> str:
     b = spec["bootstrap"]
     return (
         f"Paired bootstrap over the documents of each task of table '{b['table']}' "
-        f"({b.get('n_resamples', 10_000)} resamples, seed from the config): mean A − mean B with its "
-        f"{100 * (1 - b.get('alpha', 0.05)):g}% percentile interval and two-sided p; 'yes' when the interval "
+        f"({b['n_resamples']} resamples, seed from the config): mean A − mean B with its "
+        f"{100 * (1 - b['alpha']):g}% percentile interval and two-sided p; 'yes' when the interval "
         f"excludes 0. Read from the per-sample logs (samples_<task>*.jsonl) beside each scores.csv. {origin.text}"
     )
 
@@ -206,12 +208,12 @@ def _bootstrap_caption(spec: dict, origin: Origin) -> str:
 def _tables(
     spec: dict, jglue: pd.DataFrame, mtbench: pd.DataFrame, models: list[str], out: Path
 ) -> list[Table]:
-    names = [t["name"] for t in spec.get("tables", [])]
+    names = [t["name"] for t in spec["tables"]]
     if len(set(names)) != len(names):
         raise ConfigError(f"reports.tables: table names repeat: {names}")
     built = []
-    for t in spec.get("tables", []):
-        unknown = [m for m in t.get("models") or [] if m not in models]
+    for t in spec["tables"]:
+        unknown = [m for m in t["models"] or [] if m not in models]
         if unknown:
             raise ConfigError(
                 f"reports.tables.{t['name']}.models: {unknown} not among the report's models {models}"
@@ -221,9 +223,9 @@ def _tables(
             jglue,
             mtbench,
             models,
-            labels=spec.get("labels"),
-            info=spec.get("model_info"),
-            highlight=spec.get("highlight"),
+            labels=spec["labels"],
+            info=spec["model_info"],
+            highlight=spec["highlight"],
         )
         for ext, text in (
             ("md", table.to_markdown()),
@@ -247,10 +249,10 @@ def _plots(
     sweep_points: dict[str, dict[str, dict[str, Any]]],
 ) -> list[Figure]:
     written: list[Figure] = []
-    turn = str(spec.get("radar_turn", 1))
+    turn = str(spec["radar_turn"])
     mt = mtbench[(mtbench["turn"] == turn) & mtbench["model"].isin(models)]
-    if spec.get("radar", True) and not mt.empty:
-        order = spec.get("radar_order", "table")
+    if spec["radar"] and not mt.empty:
+        order = spec["radar_order"]
         axes = list(RADAR_ORDERS.get(order, order) if isinstance(order, str) else order)
         grid = mt.pivot_table(
             index="model", columns="category", values="score", aggfunc="mean", dropna=False
@@ -282,7 +284,7 @@ def _plots(
                 f"from the top in the '{order if isinstance(order, str) else 'configured'}' order.",
             )
         )
-    for name in spec.get("jglue_radar") or []:
+    for name in spec["jglue_radar"]:
         table = _table(built, name, "jglue_radar")
         cols = [c for c in table.numbers.columns if c not in _average_labels(spec, name)]
         top = float(pd.DataFrame(table.numbers[cols]).max().max())
@@ -303,14 +305,14 @@ def _plots(
                 "(averages left out), on the table's scale.",
             )
         )
-    for t, tspec in zip(built, spec.get("tables", []), strict=True):
+    for t, tspec in zip(built, spec["tables"], strict=True):
         if not t.published:
             continue
         fname = f"{plots.safe_name(t.name)}_published_vs_reproduced.png"
         plots.published_vs_reproduced(
             t.published, out / "plots" / fname, title=f"{t.title}: published vs reproduced"
         )
-        stage = "MT-Bench" if tspec.get("source", "jglue") == "mtbench" else "JGLUE"
+        stage = "MT-Bench" if tspec["source"] == "mtbench" else "JGLUE"
         written.append(
             Figure(
                 fname,
@@ -321,7 +323,7 @@ def _plots(
                 "one; points on the diagonal reproduce the card exactly.",
             )
         )
-    if spec.get("training_curves", True):
+    if spec["training_curves"]:
         model_dirs = {Path(p).name: Path(p) for p in inputs.get("models", [])}
         for path in inputs.get("log_history", []):
             model = Path(path).parent.name
@@ -353,7 +355,7 @@ def _plots(
                     + ".",
                 )
             )
-    for i, sp in enumerate(spec.get("sweep_plots") or []):
+    for i, sp in enumerate(spec["sweep_plots"]):
         table = _table(built, sp["table"], f"sweep_plots.{i}.table")
         if sp["column"] not in table.numbers.columns:
             raise ConfigError(
@@ -405,8 +407,8 @@ def _plots(
 
 
 def _average_labels(spec: dict, table: str) -> set[str]:
-    t = next(t for t in spec.get("tables", []) if t["name"] == table)
-    return {a.get("label", "average") for a in t.get("averages") or []}
+    t = next(t for t in spec["tables"] if t["name"] == table)
+    return {a["label"] for a in t["averages"]}
 
 
 def _table(built: list[Table], name: str, where: str) -> Table:
@@ -425,20 +427,20 @@ def _bootstrap(
     labels: dict[str, str],
 ) -> Table | None:
     """Paired bootstrap for each pair of models on each column of a JGLUE table."""
-    b = spec.get("bootstrap")
+    b = spec["bootstrap"]
     if not b:
         return None
-    tspec = next((t for t in spec.get("tables", []) if t["name"] == b["table"]), None)
-    if tspec is None or tspec.get("source", "jglue") != "jglue":
+    tspec = next((t for t in spec["tables"] if t["name"] == b["table"]), None)
+    if tspec is None or tspec["source"] != "jglue":
         raise ConfigError(
             f"reports.bootstrap.table: '{b['table']}' is not a JGLUE table of this report"
         )
     from jaflow.report.tables import Cell, parse_columns
 
-    suite = tspec.get("suite")
+    suite = tspec["suite"]
     df = jglue if not suite else jglue[jglue["suite"] == suite]
     rows, csv_rows = [], []
-    alpha = float(b.get("alpha", 0.05))
+    alpha = float(b["alpha"])
     for a, c in b["pairs"]:
         for col in parse_columns(tspec):
             samples = []
@@ -460,7 +462,7 @@ def _bootstrap(
                     )
                 samples.append(load.read_samples(path, col.metric))
             r = paired_bootstrap(
-                *samples, n_resamples=int(b.get("n_resamples", 10_000)), alpha=alpha, seed=seed
+                *samples, n_resamples=int(b["n_resamples"]), alpha=alpha, seed=seed
             )
             cells = [labels.get(a, a), labels.get(c, c), col.key, col.metric, str(r.n)]
             cells += [
@@ -503,12 +505,12 @@ def _cards(
     out: Path,
     models: list[str],
 ) -> list[str]:
-    if not spec.get("model_cards", True):
+    if not spec["model_cards"]:
         return []
     model_dirs = {Path(p).name: Path(p) for p in inputs.get("models", [])}
     manifests = {Path(p).parent.name: Path(p) for p in inputs.get("manifests", [])}
     written = []
-    turn = str(spec.get("radar_turn", 1))
+    turn = str(spec["radar_turn"])
     for m in models:
         f = facts.get(m)
         if not f or m not in model_dirs:

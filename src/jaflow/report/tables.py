@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from jaflow.config.schema import filled
 from jaflow.errors import ConfigError, DataError
 from jaflow.evaluate.mtbench.categories import CATEGORIES, DISPLAY_NAMES, RADAR_ORDER
 
@@ -185,8 +186,8 @@ def _dec(x: float) -> Decimal:
 
 def parse_columns(spec: dict[str, Any]) -> list[Column]:
     """Columns of a table spec; a string is shorthand for {task: <string>}."""
-    source = spec.get("source", "jglue")
-    raw = spec.get("columns") or (
+    source = spec["source"]
+    raw = spec["columns"] or (
         [{"task": c} for c in MTBENCH_CATEGORIES] if source == "mtbench" else []
     )
     if not raw:
@@ -204,9 +205,9 @@ def parse_columns(spec: dict[str, Any]) -> list[Column]:
             Column(
                 key=key,
                 label=c.get("label") or default_label,
-                metric=c.get("metric") or spec.get("metric"),
-                scale=float(c.get("scale", spec.get("scale", 1.0))),
-                decimals=int(c.get("decimals", spec.get("decimals", 3))),
+                metric=c.get("metric") or spec["metric"],
+                scale=float(c.get("scale", spec["scale"])),
+                decimals=int(c.get("decimals", spec["decimals"])),
             )
         )
         if source == "jglue" and not cols[-1].metric:
@@ -224,7 +225,7 @@ def _jglue_numbers(
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str], set[str]]:
     """Scaled values and stderrs (rows = models, columns = column index), column labels, and the
     models that have any score row for the table."""
-    suite = spec.get("suite")
+    suite = spec["suite"]
     df = scores if not suite else scores[scores["suite"] == suite]
     values = pd.DataFrame(index=models, columns=range(len(cols)), dtype=object)
     errs = pd.DataFrame(index=models, columns=range(len(cols)), dtype=object)
@@ -273,7 +274,7 @@ def _mtbench_numbers(
     spec: dict, cols: list[Column], scores: pd.DataFrame, models: list[str]
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str], set[str]]:
     """As _jglue_numbers; a category whose ratings all failed to parse (empty score) prints '-'."""
-    turn = str(spec.get("turn", 1))
+    turn = str(spec["turn"])
     df = scores[scores["turn"] == turn]
     values = pd.DataFrame(index=models, columns=range(len(cols)), dtype=object)
     errs = pd.DataFrame(index=models, columns=range(len(cols)), dtype=object)
@@ -294,7 +295,7 @@ def _mtbench_numbers(
 
 def parse_averages(spec: dict, labels: list[str], cols: list[Column]) -> list[Average]:
     out = []
-    for i, a in enumerate(spec.get("averages") or []):
+    for i, a in enumerate(spec["averages"]):
         over = a.get("over") or labels
         resolved = []
         for name in over:
@@ -307,10 +308,10 @@ def parse_averages(spec: dict, labels: list[str], cols: list[Column]) -> list[Av
             resolved.append(hits[0])
         out.append(
             Average(
-                label=a.get("label", "average"),
+                label=a["label"],
                 over=resolved,
-                position=a.get("position", "last"),
-                decimals=int(a.get("decimals", spec.get("decimals", 3))),
+                position=a["position"],
+                decimals=int(a.get("decimals", spec["decimals"])),
             )
         )
     return out
@@ -329,24 +330,25 @@ def build_table(
     highlight: list[str] | None = None,
 ) -> Table:
     """Build one table of the config from the tidy scores."""
+    spec = filled("report_table", spec, f"reports.tables.{spec.get('name')}")
     labels, info, highlight = labels or {}, info or {}, highlight or []
-    source = spec.get("source", "jglue")
+    source = spec["source"]
     if source not in ("jglue", "mtbench"):
         raise ConfigError(
             f"reports.tables.{spec.get('name')}.source: '{source}' is not jglue or mtbench"
         )
     cols = parse_columns(spec)
-    models = list(spec.get("models") or models)
+    models = list(spec["models"] or models)
     builder = _jglue_numbers if source == "jglue" else _mtbench_numbers
     values, errs, col_labels, present = builder(
         spec, cols, jglue if source == "jglue" else mtbench, models
     )
-    if spec.get("drop_missing", True):
+    if spec["drop_missing"]:
         keep = [m for m in models if m in present]
         values, errs, models = values.loc[keep], errs.loc[keep], keep
 
-    rounding = spec.get("rounding", "half_up")
-    zeros = spec.get("trailing_zeros", True)
+    rounding = spec["rounding"]
+    zeros = spec["trailing_zeros"]
     averages = parse_averages(spec, col_labels, cols)
     numbers = pd.DataFrame(index=models)
     for j, lab in enumerate(col_labels):
@@ -357,7 +359,7 @@ def build_table(
     vcols += [(a.label, a.decimals, a) for a in averages if a.position == "first"]
     vcols += (
         [(lab, c.decimals, None) for lab, c in zip(col_labels, cols, strict=True)]
-        if spec.get("show_columns", True)
+        if spec["show_columns"]
         else []
     )
     vcols += [(a.label, a.decimals, a) for a in averages if a.position != "first"]
@@ -380,16 +382,16 @@ def build_table(
         if a:
             numbers[lab] = [None if (v := avg_value(m, a)) is None else float(v) for m in models]
 
-    info_cols = list(spec.get("info_columns") or [])
-    show_err = bool(spec.get("stderr", False))
-    published = spec.get("published") or {}
+    info_cols = list(spec["info_columns"])
+    show_err = bool(spec["stderr"])
+    published = spec["published"]
     for m in published:
         if m not in models:
             raise ConfigError(
                 f"reports.tables.{spec['name']}.published: model '{m}' has no scores in this table (models: {models})"
             )
 
-    bold_rows = set(highlight) if spec.get("highlight", True) else set()
+    bold_rows = set(highlight) if spec["highlight"] else set()
     body: list[tuple[str, list[Cell]]] = []  # (model | published | diff, cells)
     for m in models:
         vals = row_values(m)
@@ -445,7 +447,7 @@ def build_table(
                     )
             body += [("published", pcells), ("diff", dcells)]
 
-    if spec.get("bold_best", False):
+    if spec["bold_best"]:
         model_rows = [cells for kind, cells in body if kind == "model"]
         start = 1 + len(info_cols)
         for j in range(start, start + len(vcols)):
@@ -460,9 +462,9 @@ def build_table(
                     if s == best:
                         r[j].bold = True
 
-    header = [spec.get("header", "Model")] + info_cols + [lab for lab, _, _ in vcols]
+    header = [spec["header"]] + info_cols + [lab for lab, _, _ in vcols]
     rows = [cells for _, cells in body]
-    if spec.get("layout", "models_as_rows") == "tasks_as_rows":
+    if spec["layout"] == "tasks_as_rows":
         header = [header[0]] + [r[0].text for r in rows]
         row_names = [*info_cols, *(v[0] for v in vcols)]
         rows = [[Cell(text=h)] + [r[i] for r in rows] for i, h in enumerate(row_names, start=1)]
@@ -470,7 +472,7 @@ def build_table(
         header_kinds = ["", *kinds]
     else:
         header_kinds = [""] * len(header)
-    if spec.get("layout", "models_as_rows") not in ("models_as_rows", "tasks_as_rows"):
+    if spec["layout"] not in ("models_as_rows", "tasks_as_rows"):
         raise ConfigError(
             f"reports.tables.{spec['name']}.layout: '{spec['layout']}' is not models_as_rows or tasks_as_rows"
         )
@@ -479,7 +481,7 @@ def build_table(
         title=spec.get("title", spec["name"]),
         header=header,
         rows=rows,
-        caption=spec.get("caption", ""),
+        caption=spec["caption"],
         numbers=numbers,
         header_kinds=header_kinds,
         published=_published_points(

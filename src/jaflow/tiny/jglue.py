@@ -1,8 +1,10 @@
 """Tiny JGLUE-format data in the upstream schemas (all eight jp-stable families), and a
 learnable synthetic MARC-ja train set in the Alpaca schema.
 
-Synthetic MARC-ja: a review is filler words with one sentiment word inside; the label is that
-word's polarity. A model that learns to find the word scores 1.0, a random one ~0.5. The
+Synthetic MARC-ja: a review is a few filler words among sentiment words of one polarity; the
+label is that polarity. The positive and negative words share no character (a tiny tokenizer
+may split them into characters), so a model that learns to find them scores 1.0 and a random one
+~0.5. The
 train rows render (template alpaca_ja) to exactly the marc_ja-1.1-0.3 prompt + answer.
 Vocabulary is small and Japanese, since the tiny tokenizer is trained on these files.
 """
@@ -34,7 +36,7 @@ FILLER = [
     "値段",
 ]
 POSITIVE = ["最高", "満足", "便利", "良い"]
-NEGATIVE = ["最悪", "不満", "不便", "悪い"]
+NEGATIVE = ["残念", "微妙", "粗悪", "故障"]
 MARC_INSTRUCTION = (
     "以下の製品レビューを、ポジティブまたはネガティブの感情クラスのいずれかに分類してください。"
 )

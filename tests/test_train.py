@@ -359,9 +359,9 @@ def test_select_keeps_adapter(qlora_run, tmp_path):
 def test_lora_targets_gpt_neox_module_names(tiny_model):
     from transformers import AutoModelForCausalLM
 
+    from jaflow.config.schema import filled
     from jaflow.errors import ConfigError
     from jaflow.train.builders import apply_lora
-    from jaflow.train.settings import filled
 
     base = AutoModelForCausalLM.from_pretrained(tiny_model("gpt_neox"))
     names = ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"]

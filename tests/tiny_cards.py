@@ -17,6 +17,7 @@ from typing import Any
 
 from jaflow.data.marc_ja import write_tiny_reviews
 from jaflow.data.sources import template_fields
+from jaflow.evaluate.jglue.data import SOURCE_FILES
 from jaflow.graph import is_local_path
 from jaflow.io import write_jsonl
 
@@ -28,19 +29,10 @@ TINY_ARCH_BY_PREFIX = {
     "mistralai/": "mistral",
 }
 
-# JGLUE families the tiny world writes (jaflow.tiny.jglue.write_tiny_jglue); other tasks of a
-# suite (lm-eval's English ones) are dropped from the tiny run, and a suite left empty
-# evaluates marc_ja instead.
-TINY_JGLUE_TASKS = (
-    "jsquad",
-    "jcommonsenseqa",
-    "jnli",
-    "marc_ja",
-    "jaqket_v2",
-    "xlsum_ja",
-    "xwinograd_ja",
-    "mgsm",
-)
+# JGLUE families the tiny world writes (jaflow.tiny.jglue.write_tiny_jglue: every family of
+# SOURCE_FILES); other tasks of a suite (lm-eval's English ones) are dropped from the tiny run,
+# and a suite left empty evaluates marc_ja instead.
+TINY_JGLUE_TASKS = tuple(SOURCE_FILES)
 
 TINY_ROWS = 16  # rows of each generated source file
 TINY_TRAIN = {

@@ -268,13 +268,18 @@ class ModelGraph:
             return node.pretrained
         return self.layout.model(name)
 
+    def base_dir(self, name: str) -> list[str]:
+        """A base model's local directory as a list of inputs: empty for a hub id."""
+        node = self[name]
+        return [node.pretrained] if node.is_local else []
+
     def model_inputs(self, name: str) -> list[str]:
         """Files a rule using this model must wait for: a base's directory (none for a hub id) and
         the check of its published checksums, when the config gives them."""
         node = self[name]
         if isinstance(node, BaseModel):
-            inputs = [node.pretrained] if node.is_local else []
-            return inputs + ([self.layout.weights_check(name)] if node.checksums else [])
+            check = [self.layout.weights_check(name)] if node.checksums else []
+            return self.base_dir(name) + check
         inputs = [self.model_path(name)]
         if self.is_adapter(name):
             inputs += self.model_inputs(node.parent)

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from jaflow.io import CHECKSUMS, sha256_file, sha256_tree
+from jaflow.io import CHECKSUMS, sha256_file, sha256_tree, write_json
 
 UNPINNED = "unpinned"
 
@@ -106,8 +106,6 @@ def verify_model_files(
 def write_weights_check(spec: dict[str, Any], out: str | Path) -> dict[str, Any]:
     """Rule verify_weights: check a base's files against `spec["checksums"]` and write what was
     checked to `out` (nothing is written when a digest differs)."""
-    from jaflow.io import write_json
-
     checked = verify_model_files(
         spec["pretrained"], spec["checksums"], spec["revision"], spec["key"]
     )

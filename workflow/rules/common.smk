@@ -59,8 +59,7 @@ def model_inputs(wildcards):
 
 
 def weights_local_dir(wildcards):
-    node = GRAPH[wildcards.base]
-    return [node.pretrained] if node.is_local else []
+    return GRAPH.base_dir(wildcards.base)
 
 
 hf_args = params(lambda w: GRAPH.hf_args(wildcard_model(w)))

@@ -213,7 +213,7 @@ def _tables(
         raise ConfigError(f"reports.tables: table names repeat: {names}")
     built = []
     for t in spec["tables"]:
-        unknown = [m for m in t["models"] or [] if m not in models]
+        unknown = [m for m in t["models"] if m not in models]
         if unknown:
             raise ConfigError(
                 f"reports.tables.{t['name']}.models: {unknown} not among the report's models {models}"

@@ -135,7 +135,7 @@ def check(train: Mapping[str, Any], method: str) -> None:
 def filled(train: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of a `train:` block with the schema's defaults filled (`$defs/train`), for callers
     (tests, bench) that build a TrainJob by hand."""
-    from jaflow.train.settings import filled as filled_block
+    from jaflow.config.schema import filled as filled_block
 
     return filled_block("train", dict(train), "train")
 

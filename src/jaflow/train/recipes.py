@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jaflow.config.schema import filled
 from jaflow.errors import ConfigError
 from jaflow.io import atomic_path, sha256_file, write_json
 from jaflow.provenance import digest, model_identity
@@ -47,8 +48,8 @@ class TrainJob:
 
     def __post_init__(self) -> None:
         # the workflow passes filled blocks; a job made by hand gets the same schema defaults
-        self.train = settings.filled("train", self.train, f"models.{self.name}.train")
-        self.select = settings.filled("select", self.select, f"models.{self.name}.select")
+        self.train = filled("train", self.train, f"models.{self.name}.train")
+        self.select = filled("select", self.select, f"models.{self.name}.select")
 
     @property
     def run_seed(self) -> int:

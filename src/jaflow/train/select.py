@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jaflow.config.schema import filled
 from jaflow.errors import ConfigError, DataError
 from jaflow.io import WEIGHT_SUFFIXES, atomic_path, write_checksums, write_json
-from jaflow.train import resume, settings
+from jaflow.train import resume
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ def lm_eval_scorer(
     metric: str, model_args: dict[str, Any], select: dict[str, Any]
 ) -> Callable[[Path], float]:
     """A score function running lm-eval's `simple_evaluate` on one checkpoint."""
-    select = settings.filled("select", select, "select")
+    select = filled("select", select, "select")
     task, name = parse_metric(metric)
     key = name if "," in name else f"{name},none"
 
@@ -248,7 +249,7 @@ def select_checkpoint(
     score: Callable[[Path], float] | None = None,
 ) -> dict[str, Any]:
     """Pick the best checkpoint and write `out_dir` (atomically) with `selection.json`."""
-    select = settings.filled("select", select, "select")
+    select = filled("select", select, "select")
     metric, mode = select["metric"], select["mode"]
     if metric == "eval_loss":
         state = json.loads(Path(state_path).read_text(encoding="utf-8"))

@@ -289,6 +289,24 @@ class OpenAIBackend:
         self.reasoning_effort = reasoning_effort
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_judge(cls, judge: Mapping[str, Any], *, concurrency: int) -> OpenAIBackend:
+        """The backend the `mtbench.judge` settings describe (the batch API sends one at a time)."""
+        return cls(
+            judge["model"],
+            base_url=judge["base_url"],
+            api_key_env=judge["api_key_env"],
+            concurrency=concurrency,
+            timeout=judge["timeout"],
+            max_retries=judge["max_retries"],
+            max_new_tokens=judge["max_new_tokens"],
+            backoff=judge["retry_backoff"],
+            max_backoff=judge["retry_max_backoff"],
+            temperature=judge["temperature"],
+            token_param=judge["token_param"],
+            reasoning_effort=judge["reasoning_effort"],
+        )
+
     @property
     def usage(self) -> dict[str, int]:
         return self.transport.usage
@@ -395,20 +413,7 @@ class BatchBackend:
     name = "openai-batch"
 
     def __init__(self, judge: Mapping[str, Any], state: str | os.PathLike):
-        self.chat = OpenAIBackend(
-            judge["model"],
-            base_url=judge["base_url"],
-            api_key_env=judge["api_key_env"],
-            concurrency=1,
-            timeout=judge["timeout"],
-            max_retries=judge["max_retries"],
-            max_new_tokens=judge["max_new_tokens"],
-            backoff=judge["retry_backoff"],
-            max_backoff=judge["retry_max_backoff"],
-            temperature=judge["temperature"],
-            token_param=judge["token_param"],
-            reasoning_effort=judge["reasoning_effort"],
-        )
+        self.chat = OpenAIBackend.from_judge(judge, concurrency=1)
         self.transport = self.chat.transport
         self.client = self.transport.client
         self.poll = judge["batch_poll_interval"]
@@ -671,20 +676,7 @@ def make_backend(
             raise ConfigError("mtbench.judge.batch: needs a state file beside the judge cache")
         return BatchBackend(judge, batch_state)
     if judge["backend"] == "openai":
-        return OpenAIBackend(
-            judge["model"],
-            base_url=judge["base_url"],
-            api_key_env=judge["api_key_env"],
-            concurrency=judge["concurrency"],
-            timeout=judge["timeout"],
-            max_retries=judge["max_retries"],
-            max_new_tokens=judge["max_new_tokens"],
-            backoff=judge["retry_backoff"],
-            max_backoff=judge["retry_max_backoff"],
-            temperature=judge["temperature"],
-            token_param=judge["token_param"],
-            reasoning_effort=judge["reasoning_effort"],
-        )
+        return OpenAIBackend.from_judge(judge, concurrency=judge["concurrency"])
     if judge["backend"] == "hf":
         return HFBackend(
             judge_hf_args(judge, judge_hf),
